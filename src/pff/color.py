@@ -1,0 +1,49 @@
+"""Colour conversions used by the benchmark protocols (../shared/PROTOCOL.md).
+
+All functions take uint8 or float arrays with values in [0, 255] and never
+rescale silently.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pff.errors import PffError
+
+# MATLAB rgb2ycbcr, BT.601 studio swing: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255.
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+# Full-range luma of the official PFF deblurring evaluation code.
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, 1) gray -> (H, W, 3) float64 with R = G = B; (H, W, 3) -> float64."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise PffError(f"expected an (H, W) or (H, W, 3) image, got shape {tuple(image.shape)}")
+    image = image.astype(np.float64)
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return image
+
+
+def rgb_to_y_float(image: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` luma before rounding: (H, W[, 3]) in [0, 255] -> (H, W) float64 in [16, 235]."""
+    return 16.0 + _as_rgb(image) @ _Y_WEIGHTS
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` luma rounded to uint8: (H, W[, 3]) in [0, 255] -> (H, W) uint8.
+
+    Gray input is treated as RGB with R = G = B (PROTOCOL.md: Set14 ``bridge``).
+    """
+    return np.clip(np.round(rgb_to_y_float(image)), 0, 255).astype(np.uint8)
+
+
+def rgb_to_luma_paper(image: np.ndarray) -> np.ndarray:
+    """Full-range integer luma of the paper's deblurring protocol.
+
+    floor(0.299 R + 0.587 G + 0.114 B): (H, W[, 3]) in [0, 255] -> (H, W) uint8.
+    """
+    return np.clip(np.floor(_as_rgb(image) @ _LUMA_WEIGHTS), 0, 255).astype(np.uint8)
