@@ -11,8 +11,10 @@ from pff.errors import PffError
 
 # MATLAB rgb2ycbcr, BT.601 studio swing: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255.
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
-# Full-range luma of the official PFF deblurring evaluation code.
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+# Full-range luma of the official PFF deblurring evaluation code, in thousandths so
+# that integer inputs give an exact weighted sum (0.299 + 0.587 + 0.114 summed in
+# binary floating point lands just below 1 and floor would turn white into 254).
+_LUMA_WEIGHTS_MILLI = np.array([299.0, 587.0, 114.0])
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -46,4 +48,4 @@ def rgb_to_luma_paper(image: np.ndarray) -> np.ndarray:
 
     floor(0.299 R + 0.587 G + 0.114 B): (H, W[, 3]) in [0, 255] -> (H, W) uint8.
     """
-    return np.clip(np.floor(_as_rgb(image) @ _LUMA_WEIGHTS), 0, 255).astype(np.uint8)
+    return np.clip(np.floor((_as_rgb(image) @ _LUMA_WEIGHTS_MILLI) / 1000.0), 0, 255).astype(np.uint8)
