@@ -20,32 +20,23 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pff import io
 from pff.color import rgb_to_y
 from pff.degrade import Degradation
 from pff.errors import PffError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
 CHANNELS = ("rgb", "y")
 
 
-def list_images(roots: Sequence[str | Path]) -> list[Path]:
-    """All image files under ``roots`` (searched recursively), sorted.
+def list_images(roots: Sequence[str | Path] | str | Path) -> list[Path]:
+    """All image files under ``roots`` (each searched recursively by
+    :func:`pff.io.list_images`), sorted.
 
     Raises PffError if a root does not exist, is not a folder, or holds no images.
     """
     if isinstance(roots, (str, Path)):
         roots = [roots]
-    found: set[Path] = set()
-    for root in map(Path, roots):
-        if not root.exists():
-            raise PffError(f"image folder '{root}' does not exist")
-        if not root.is_dir():
-            raise PffError(f"'{root}' is not a folder")
-        images = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-        if not images:
-            raise PffError(f"no images found in '{root}' (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        found.update(images)
-    return sorted(found)
+    return sorted({path for root in roots for path in io.list_images(root)})
 
 
 def split_train_val(
@@ -75,15 +66,6 @@ def _image_size(path: Path) -> tuple[int, int]:
     except (OSError, ValueError) as exc:
         raise PffError(f"cannot read image '{path}': {exc}") from None
     return height, width
-
-
-def _load_rgb(path: Path) -> np.ndarray:
-    """Decode to (H, W, 3) uint8; gray becomes R = G = B, alpha is dropped."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, ValueError) as exc:
-        raise PffError(f"cannot read image '{path}': {exc}") from None
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -169,7 +151,7 @@ class PairDataset(torch.utils.data.Dataset):
 
     def _image(self, i: int) -> np.ndarray:
         if i not in self._cache:
-            self._cache[i] = _load_rgb(self.paths[i])
+            self._cache[i] = io.read_image(self.paths[i])
         return self._cache[i]
 
     def _sample(self, i: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
