@@ -1,0 +1,249 @@
+"""Speed and memory of ``pff.ops.filter_flow`` against the unfold reference.
+
+    python benchmarks/bench_ops.py            # the full table (1-2 minutes)
+    python benchmarks/bench_ops.py --quick    # fewer repeats, K = 17 only
+    python benchmarks/bench_ops.py --threads 1
+
+For every case it prints, for the unfold reference, the fast op and their
+ratio (reference / fast):
+
+- ``fwd``: forward only, no autograd graph (``torch.no_grad``).
+- ``fb(w)``: forward + backward with only the filters requiring grad, the
+  training case (the degraded image is data).
+- ``fb(x,w)``: forward + backward with both inputs requiring grad.
+- ``kept(w)``, ``kept(x,w)``: MB the op keeps alive for backward in those two
+  cases: the distinct storages autograd saves during the forward
+  (``saved_tensors_hooks``), inputs included when they are saved.
+- ``peak fwd``, ``peak fb``: MB of process resident memory above the level
+  with the inputs allocated, at its highest during one no-grad forward and
+  during one fb(x,w) (which includes the two gradients it returns).  Linux
+  only ("-" elsewhere): measured in a child process whose glibc is told to
+  give every allocation of 64 KiB or more its own mapping
+  (MALLOC_MMAP_THRESHOLD_), so freed tensors leave the resident set at once
+  and allocator caching cannot hide a temporary; the high-water mark VmHWM
+  is reset through /proc/self/clear_refs before each run.
+
+and a ``floor`` row: the time to read the filters once (``filters.sum()``)
+for fwd; that plus writing a fresh same-size gradient
+(``torch.empty_like(filters).fill_(1)``, page faults included) for fb(w),
+whose backward needs only the image; and one more read for fb(x,w), whose
+image gradient needs the filters again.
+Times are medians of several repeats after a warm-up, in this one process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+from pff.ops import filter_flow, filter_flow_reference
+
+SHAPES = ((16, 3, 64, 64), (1, 3, 512, 512))
+KS = (5, 9, 17)
+MB = 2**20
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def kept_mb(op: Callable, image: torch.Tensor, filters: torch.Tensor) -> float:
+    """MB of distinct storages autograd saves for backward during ``op``."""
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = op(image, filters)
+    del out
+    return sum(storages.values()) / MB
+
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise OSError(field)
+
+
+def peak_mb(fn: Callable[[], object]) -> float | None:
+    """Peak resident MB above the current level while ``fn`` runs (Linux only)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current VmRSS
+        before = _rss_kb("VmRSS:")
+        fn()
+        return (_rss_kb("VmHWM:") - before) / 1024
+    except OSError:
+        return None
+
+
+def make_inputs(shape: tuple[int, ...], k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    b, c, h, w = shape
+    image = torch.randn(shape, generator=gen)
+    filters = torch.randn(b, k * k, h, w, generator=gen) / k
+    grad_out = torch.randn(shape, generator=gen)
+    return image, filters, grad_out
+
+
+def fwd_bwd(op: Callable, image: torch.Tensor, filters: torch.Tensor, grad_out: torch.Tensor,
+            image_grad: bool) -> Callable[[], None]:
+    x = image.clone().requires_grad_(image_grad)
+    f = filters.clone().requires_grad_()
+    inputs = (x, f) if image_grad else (f,)
+
+    def run() -> None:
+        torch.autograd.grad(op(x, f), inputs, grad_out)
+
+    return run
+
+
+def measure(op: Callable, shape: tuple[int, ...], k: int, repeats: int) -> dict[str, float | None]:
+    image, filters, grad_out = make_inputs(shape, k)
+
+    def forward() -> None:
+        with torch.no_grad():
+            op(image, filters)
+
+    b, _, h, w = shape
+    slow = k * k * b * h * w > 2e7  # fewer repeats where the reference takes seconds
+    reps = max(3, repeats // 2) if slow else repeats
+    return {
+        "fwd": median_ms(forward, reps),
+        "fb(w)": median_ms(fwd_bwd(op, image, filters, grad_out, False), reps),
+        "fb(x,w)": median_ms(fwd_bwd(op, image, filters, grad_out, True), reps),
+        "kept(w)": kept_mb(op, image, filters.clone().requires_grad_()),
+        "kept(x,w)": kept_mb(op, image.clone().requires_grad_(), filters.clone().requires_grad_()),
+    }
+
+
+def measure_peaks(op: Callable, shape: tuple[int, ...], k: int) -> dict[str, float | None]:
+    image, filters, grad_out = make_inputs(shape, k)
+
+    def forward() -> None:
+        with torch.no_grad():
+            op(image, filters)
+
+    both = fwd_bwd(op, image, filters, grad_out, True)
+    forward()  # first calls allocate what later calls reuse (thread pools, ...)
+    both()
+    return {"peak fwd": peak_mb(forward), "peak fb": peak_mb(both)}
+
+
+def peaks_in_child(cases: list[tuple[tuple[int, ...], int]], threads: int) -> dict[str, dict]:
+    """Runs measure_peaks for every case in a child with a fixed mmap threshold."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        return {}
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    spec = json.dumps({"cases": cases, "threads": threads})
+    done = subprocess.run(
+        [sys.executable, __file__, "--peaks-child", spec],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def child_main(spec: str) -> int:
+    config = json.loads(spec)
+    torch.set_num_threads(config["threads"])
+    result = {}
+    for shape, k in config["cases"]:
+        for impl, op in (("ref", filter_flow_reference), ("fast", filter_flow)):
+            result[f"{tuple(shape)}|{k}|{impl}"] = measure_peaks(op, tuple(shape), k)
+    print(json.dumps(result))
+    return 0
+
+
+def floor(shape: tuple[int, ...], k: int, repeats: int) -> dict[str, float | None]:
+    b, _, h, w = shape
+    filters = torch.randn(b, k * k, h, w)
+    read = median_ms(filters.sum, repeats)
+    write = median_ms(lambda: torch.empty_like(filters).fill_(1), repeats)
+    return {"fwd": read, "fb(w)": read + write, "fb(x,w)": 2 * read + write}
+
+
+COLUMNS = ("fwd", "fb(w)", "fb(x,w)", "kept(w)", "kept(x,w)", "peak fwd", "peak fb")
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="K = 17 only, fewer repeats")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per number")
+    parser.add_argument("--peaks-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.peaks_child:
+        return child_main(args.peaks_child)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    repeats = args.repeats or (3 if args.quick else 7)
+    cases = [(shape, k) for shape in SHAPES for k in ((17,) if args.quick else KS)]
+
+    print(f"cpu: {cpu_model()}, {os.cpu_count()} logical cores; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"capability {torch.backends.cpu.get_cpu_capability()}; "
+          f"python {platform.python_version()}")
+    print("times in ms (median), memory in MB; ratio = reference / fast; "
+          "columns: see the docstring")
+    print("measuring peak memory in a child process ...", flush=True)
+    peaks = peaks_in_child(cases, torch.get_num_threads())
+    header = f"{'shape':<13} {'K':>3} {'impl':<6}" + "".join(f"{c:>10}" for c in COLUMNS)
+    print("\n" + header)
+    print("-" * len(header))
+    for shape, k in cases:
+        rows = {}
+        for impl, op in (("ref", filter_flow_reference), ("fast", filter_flow)):
+            rows[impl] = measure(op, shape, k, repeats)
+            rows[impl].update(peaks.get(f"{shape}|{k}|{impl}", {}))
+        rows["floor"] = floor(shape, k, repeats)
+        name = "x".join(map(str, shape))
+        for impl, row in rows.items():
+            cells = "".join(f"{fmt(row.get(c)):>10}" for c in COLUMNS)
+            print(f"{name:<13} {k:>3} {impl:<6}{cells}")
+        ref, fast = rows["ref"], rows["fast"]
+        ratios = "".join(
+            f"{fmt(ref[c] / fast[c]) if ref.get(c) and fast.get(c) else '-':>10}" for c in COLUMNS
+        )
+        print(f"{name:<13} {k:>3} {'ratio':<6}{ratios}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Small convolutional building blocks shared by the predictor streams.
+
+Every block maps ``(B, C_in, H, W)`` float tensors to ``(B, C_out, H', W')``;
+convolutions are followed by batch norm and ReLU (paper section 3.2).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def conv_bn_relu(c_in: int, c_out: int, *, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """``kernel x kernel`` convolution (no bias: batch norm follows), batch norm, ReLU; 'same' padding."""
+    pad = dilation * (kernel // 2)
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=pad, dilation=dilation, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 conv + BN, identity (or 1x1 projection) shortcut, ReLU.
+
+    ``(B, c_in, H, W) -> (B, c_out, H, W)``; the resolution never changes here,
+    the deep stream downsamples with pooling between stages.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.shortcut(x), inplace=True)
+
+
+class Stage(nn.Sequential):
+    """Max-pool by ``stride`` (if > 1), then ``depth`` basic blocks at ``dilation``."""
+
+    def __init__(self, c_in: int, c_out: int, *, depth: int, stride: int, dilation: int) -> None:
+        layers: list[nn.Module] = []
+        if stride > 1:
+            layers.append(nn.MaxPool2d(stride, stride))
+        for i in range(depth):
+            layers.append(BasicBlock(c_in if i == 0 else c_out, c_out, dilation=dilation))
+        super().__init__(*layers)
+
+
+def upsample_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of ``(B, C, h, w)`` to ``(B, C, *size)``; a no-op when already that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

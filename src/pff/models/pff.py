@@ -1,0 +1,276 @@
+"""Predictive Filter Flow: a two-stream predictor plus the per-pixel filter op.
+
+``PFF`` predicts a ``K x K`` filter for every pixel and applies it to the
+pixel's neighbourhood of the input (``pff.ops.filter_flow``); ``DirectCNN`` is
+the same network predicting the pixels themselves (the paper's "CNN"
+baseline). Both start as the identity map: the head predicts a *correction*
+to the delta filter and its last layer is zero-initialised.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pff import ops
+from pff.errors import PffError
+from pff.models.predictor import TwoStreamPredictor
+
+Constraint = Literal["softmax", "none", "normalized"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a restoration network; rows of ``pff.models.ARCHS`` are instances.
+
+    Filter: ``kernel`` x ``kernel`` taps spaced ``dilation`` pixels apart;
+    ``constraint`` is ``softmax`` (non-negative, sum 1), ``none`` (free-form)
+    or ``normalized`` (sum 1, signs free); ``centre_mass`` is the weight a
+    softmax filter gives its centre tap at initialisation, the rest falls off
+    as a Gaussian of std ``prior_spread`` taps (see ``softmax_prior``).
+    Head: ``basis`` predicts ``basis`` coefficients per pixel that multiply a
+    learned ``(basis, K*K)`` filter basis (low rank, cheap at full
+    resolution); ``full`` predicts all ``K*K`` weights directly.
+    Deep stream: a ``stem_width`` convolution of stride ``stem_stride`` then
+    one residual stage per entry of ``widths``/``depths``/``strides``/
+    ``dilations``; shallow stream: ``shallow_depth`` full-resolution layers.
+    """
+
+    # Softmax start, measured for kernel 17 (gradients: tests/test_models.py;
+    # PSNR: pff-small, configs/deblur.toml, 300 steps at lr 5e-4, validation
+    # input 22.79 dB). The issue's +8 centre logit (centre mass 0.91,
+    # the rest uniform) gives the off-centre logits a gradient of 4.5e-6 and
+    # stayed at the input (22.79 dB validation) for 300 steps; mass 0.5 spread
+    # uniformly starts 2.1 dB below the input (a 17x17 box blur of half the
+    # image). Mass 0.5 with the rest a Gaussian of std 1 tap costs 0.6 dB at
+    # start, gives a 13x larger off-centre gradient (6.0e-5) and ended highest
+    # of the softmax starts tried (22.80 dB; std 3 or mass 0.75: 22.79).
+    arch: str = "custom"
+    kind: Literal["pff", "direct"] = "pff"
+    kernel: int = 17
+    dilation: int = 1
+    constraint: Constraint = "softmax"
+    centre_mass: float = 0.5
+    prior_spread: float = 1.0
+    padding: Literal["zeros", "replicate", "reflect"] = "zeros"
+    head: Literal["basis", "full"] = "basis"
+    basis: int = 16
+    stem_width: int = 32
+    stem_stride: int = 2
+    widths: tuple[int, ...] = (32, 64, 96)
+    depths: tuple[int, ...] = (1, 1, 1)
+    strides: tuple[int, ...] = (1, 2, 2)
+    dilations: tuple[int, ...] = (1, 1, 1)
+    taps: int = 32
+    shallow_width: int = 16
+    shallow_depth: int = 2
+    embed: int = 32
+    head_width: int = 32
+    head_depth: int = 0
+    head_kernel: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", f"must be an odd number >= 1, got {self.kernel}")
+        _require(self.dilation >= 1, "dilation", f"must be >= 1, got {self.dilation}")
+        _require(0.0 < self.centre_mass < 1.0, "centre_mass", f"must be in (0, 1), got {self.centre_mass}")
+        _require(self.prior_spread > 0.0, "prior_spread", f"must be > 0, got {self.prior_spread}")
+        _require(1 <= self.basis <= self.kernel**2, "basis", f"must be in [1, kernel**2], got {self.basis}")
+        n = len(self.widths)
+        _require(n >= 1, "widths", "needs at least one stage")
+        for key in ("depths", "strides", "dilations"):
+            _require(len(getattr(self, key)) == n, key, f"must have {n} entries like 'widths', got {getattr(self, key)}")
+        for key in ("widths", "depths", "strides", "dilations"):
+            _require(all(v >= 1 for v in getattr(self, key)), key, f"entries must be >= 1, got {getattr(self, key)}")
+        for key in ("stem_width", "stem_stride", "taps", "shallow_width", "embed", "head_width", "head_kernel"):
+            _require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
+        _require(self.head_kernel % 2 == 1, "head_kernel", f"must be odd, got {self.head_kernel}")
+        for key in ("shallow_depth", "head_depth"):
+            _require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
+
+    @staticmethod
+    def config_base(values: dict) -> ModelConfig:
+        """Defaults for a config section: the ``ARCHS`` row named by ``arch`` (see ``pff.config``)."""
+        from pff.models.zoo import ARCHS
+
+        name = values.get("arch", "custom")
+        if name == "custom":
+            return ModelConfig()
+        if name not in ARCHS:
+            raise PffError(f"arch: unknown architecture {name!r} (known: {', '.join(ARCHS)}, custom)")
+        return ARCHS[name]
+
+    def stream_kwargs(self) -> dict:
+        """Keyword arguments of ``TwoStreamPredictor`` taken from this config."""
+        skip = {"arch", "kind", "kernel", "dilation", "constraint", "centre_mass", "prior_spread", "padding", "head", "basis"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise PffError(f"{key}: {message}")
+
+
+def softmax_prior(kernel: int, centre_mass: float, spread: float) -> torch.Tensor:
+    """``(kernel**2,)`` logits whose softmax puts ``centre_mass`` on the centre tap.
+
+    The other ``1 - centre_mass`` falls off as a Gaussian of std ``spread``
+    taps around the centre (a huge ``spread`` makes it uniform).
+    """
+    t = torch.arange(kernel, dtype=torch.float64) - kernel // 2
+    logits = (-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * spread**2)).reshape(-1)  # (K*K,)
+    centre = kernel**2 // 2
+    if kernel > 1:
+        others = torch.cat([logits[:centre], logits[centre + 1 :]])
+        logits[centre] = math.log(centre_mass / (1 - centre_mass)) + torch.logsumexp(others, 0)
+    return logits.float()
+
+
+def hermite_basis(kernel: int, count: int) -> torch.Tensor:
+    """``(count, kernel**2)`` orthonormal filters: 2-D Gauss-Hermite functions, lowest order first.
+
+    ``H_m(y/s) H_n(x/s) exp(-(x^2+y^2)/(2 s^2))`` ordered by ``m + n``: a blob,
+    then first derivatives, then second ... - the smooth, symmetric harmonic
+    patterns the paper's PCA of predicted filters shows. ``s`` is chosen so
+    the highest order used still fits in the window; rows are orthonormalised
+    on the grid (Gram-Schmidt order kept).
+    """
+    orders = sorted(((m, n) for m in range(kernel) for n in range(kernel)), key=lambda mn: (mn[0] + mn[1], mn[0]))
+    orders = orders[:count]
+    top = max(m + n for m, n in orders)
+    r = max(kernel // 2, 1)
+    sigma = r / math.sqrt(2 * top + 1)
+    t = torch.arange(kernel, dtype=torch.float64) - kernel // 2
+    u = t / sigma
+    polys = [torch.ones_like(u), 2 * u]
+    for k in range(1, kernel):
+        polys.append(2 * u * polys[k] - 2 * k * polys[k - 1])
+    env = torch.exp(-0.5 * u**2)
+    rows = [(polys[m] * env)[:, None] * (polys[n] * env)[None, :] for m, n in orders]  # each (K, K)
+    mat = torch.stack([r_.reshape(-1) for r_ in rows], dim=1)  # (K*K, count)
+    q, rr = torch.linalg.qr(mat)
+    q = q * torch.where(torch.diagonal(rr) < 0, -1.0, 1.0)  # deterministic signs
+    return q.T.contiguous().float()  # (count, K*K)
+
+
+class PFF(nn.Module):
+    """Predictive Filter Flow: ``x (B, C, H, W) in [0, 1] -> (restored (B, C, H, W), filters (B, K*K, H, W))``.
+
+    The same per-pixel filter is applied to every channel, with correlation
+    and row-major tap order (``pff.ops.filter_flow``). At initialisation the
+    filters are the delta (``none``/``normalized``: output == input) or a
+    softmax with ``centre_mass`` on the centre tap and the rest spread as a
+    Gaussian of std ``prior_spread`` taps (output close to the input).
+    """
+
+    def __init__(self, config: ModelConfig, in_channels: int) -> None:
+        super().__init__()
+        if config.kind != "pff":
+            raise ValueError(f"PFF needs kind='pff', got {config.kind!r}")
+        self.config, self.in_channels = config, in_channels
+        taps = config.kernel**2
+        n_out = config.basis if config.head == "basis" else taps
+        self.predictor = TwoStreamPredictor(in_channels, n_out, **config.stream_kwargs())
+        if config.head == "basis":
+            self.basis = nn.Parameter(hermite_basis(config.kernel, config.basis))  # (N, K*K)
+        if config.constraint == "softmax":
+            # Not (nearly) the delta: a softmax that close to one-hot gives the
+            # other taps almost no gradient (ModelConfig, tests/test_models.py).
+            prior = softmax_prior(config.kernel, config.centre_mass, config.prior_spread)
+            self.prior = nn.Parameter(prior)  # (K*K,) logits
+        else:
+            delta = torch.zeros(taps)
+            delta[taps // 2] = 1.0
+            self.register_buffer("delta", delta, persistent=False)  # (K*K,)
+
+    def _basis(self) -> torch.Tensor:
+        basis = self.basis.float()  # (N, K*K)
+        if self.config.constraint == "normalized":
+            basis = basis - basis.mean(dim=1, keepdim=True)  # corrections sum to 0
+        return basis
+
+    def filters_from(self, out: torch.Tensor) -> torch.Tensor:
+        """Filters ``(B, K*K, H, W)`` from the predictor output ``(B, N or K*K, H, W)``."""
+        out = out.float()
+        b, c, h, w = out.shape
+        softmax = self.config.constraint == "softmax"
+        offset = (self.prior if softmax else self.delta).float()  # (K*K,): centre logit or delta filter
+        if self.config.head == "basis":
+            # offset + basis^T @ coefficients as one batched GEMM per image, (K*K, N) @ (N, H*W),
+            # written straight into standard layout (no transposed copies of the K*K maps).
+            basis_t = self._basis().T.expand(b, -1, -1)  # (B, K*K, N)
+            filters = torch.baddbmm(offset[None, :, None], basis_t, out.reshape(b, c, h * w))  # (B, K*K, H*W)
+            filters = filters.view(b, -1, h, w)  # (B, K*K, H, W)
+        else:
+            if self.config.constraint == "normalized":
+                out = out - out.mean(dim=1, keepdim=True)  # corrections sum to 0
+            filters = out + offset[None, :, None, None]  # (B, K*K, H, W)
+        return torch.softmax(filters, dim=1) if softmax else filters
+
+    def forward(self, x: torch.Tensor, *, return_filters: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(restored, filters)``; with ``return_filters=False`` filters is ``None`` and may be skipped."""
+        _check_image(x, self.in_channels)
+        # The filter op and the basis products run in float32 and standard
+        # layout: channels-last filters make the per-offset loop 2x slower.
+        out = self.predictor(x).float().contiguous()  # (B, N or K*K, H, W)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            linear = self.config.head == "basis" and self.config.constraint != "softmax"
+            x32 = x.float().contiguous()
+            if linear:
+                restored = x32 + apply_basis(x32, out.float(), self._basis(), self.config)
+                return restored, (self.filters_from(out) if return_filters else None)
+            filters = self.filters_from(out)
+            restored = ops.filter_flow(x32, filters, padding=self.config.padding, dilation=self.config.dilation)
+            return restored, (filters if return_filters else None)
+
+
+def apply_basis(x: torch.Tensor, coeffs: torch.Tensor, basis: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """``sum_n coeffs[:, n] * correlate(x, basis[n])``: filter flow with filters ``coeffs @ basis``.
+
+    ``x (B, C, H, W)``, ``coeffs (B, N, H, W)``, ``basis (N, K*K)`` -> ``(B, C, H, W)``.
+    Because the filters are linear in the coefficients, ``N`` ordinary
+    correlations of the image replace gathering ``K*K`` neighbours per pixel,
+    and the ``(B, K*K, H, W)`` filters never need to exist.
+    """
+    b, c, h, w = x.shape
+    k, d = config.kernel, config.dilation
+    n = basis.shape[0]
+    pad = d * (k // 2)
+    flat = x.reshape(b * c, 1, h, w)  # (B*C, 1, H, W)
+    if config.padding == "zeros":
+        resp = F.conv2d(flat, basis.view(n, 1, k, k), padding=pad, dilation=d)
+    else:
+        resp = F.conv2d(F.pad(flat, (pad,) * 4, mode=config.padding), basis.view(n, 1, k, k), dilation=d)
+    resp = resp.view(b, c, n, h, w)  # (B, C, N, H, W)
+    return torch.einsum("bcnhw,bnhw->bchw", resp, coeffs)
+
+
+class DirectCNN(nn.Module):
+    """The same two-stream network predicting pixels: ``x -> (x + residual, None)``, identity at start."""
+
+    def __init__(self, config: ModelConfig, in_channels: int) -> None:
+        super().__init__()
+        if config.kind != "direct":
+            raise ValueError(f"DirectCNN needs kind='direct', got {config.kind!r}")
+        self.config, self.in_channels = config, in_channels
+        self.predictor = TwoStreamPredictor(in_channels, in_channels, **config.stream_kwargs())
+
+    def forward(self, x: torch.Tensor, *, return_filters: bool = True) -> tuple[torch.Tensor, None]:
+        _check_image(x, self.in_channels)
+        out = self.predictor(x)
+        return x.float() + out.float(), None
+
+
+def _check_image(x: torch.Tensor, channels: int) -> None:
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"expected an image batch of shape (B, {channels}, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected a floating-point image in [0, 1], got dtype {x.dtype}")
+
+
+def build_model(config: ModelConfig, in_channels: int) -> nn.Module:
+    """A fresh ``PFF`` or ``DirectCNN`` (per ``config.kind``) for ``in_channels``-channel images."""
+    return PFF(config, in_channels) if config.kind == "pff" else DirectCNN(config, in_channels)

@@ -1,0 +1,101 @@
+"""The two-stream per-pixel predictor of paper section 3.2.
+
+A deep stream (stem, pooled residual stages, top-down upsampling with skip
+connections) sees a large context; a shallow stream keeps full resolution.
+Their features are fused into an embedding and a head of convolutions maps it
+to ``out_channels`` numbers per pixel (filter logits, basis coefficients or a
+pixel residual, depending on the model built on top).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pff.models.blocks import Stage, conv_bn_relu, upsample_to
+
+
+class TwoStreamPredictor(nn.Module):
+    """``(B, in_channels, H, W) -> (B, out_channels, H, W)`` for any ``H, W >= 1``.
+
+    The input is padded (replicate) to a multiple of the deep stream's total
+    stride and the output cropped back, so odd sizes work. The last
+    convolution is zero-initialised: at start the output is zero everywhere,
+    which the models built on it turn into the identity filter (or pixel).
+
+    Args:
+        in_channels: image channels (3 for RGB, 1 for luma).
+        out_channels: numbers predicted per pixel.
+        stem_width, stem_stride: first convolution of the deep stream.
+        widths, depths, strides, dilations: one entry per residual stage.
+        taps: width of the top-down (side-tap) path.
+        shallow_width, shallow_depth: the full-resolution stream.
+        embed: width of the fused embedding.
+        head_width, head_depth, head_kernel: ``head_depth`` 3x3 conv-BN-ReLU
+            layers of ``head_width`` channels, then the output convolution of
+            size ``head_kernel``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stem_width: int,
+        stem_stride: int,
+        widths: Sequence[int],
+        depths: Sequence[int],
+        strides: Sequence[int],
+        dilations: Sequence[int],
+        taps: int,
+        shallow_width: int,
+        shallow_depth: int,
+        embed: int,
+        head_width: int,
+        head_depth: int,
+        head_kernel: int,
+    ) -> None:
+        super().__init__()
+        self.stride = stem_stride * math.prod(strides)
+        self.stem = conv_bn_relu(in_channels, stem_width, stride=stem_stride)
+        stages, c = [], stem_width
+        for width, depth, stride, dilation in zip(widths, depths, strides, dilations, strict=True):
+            stages.append(Stage(c, width, depth=depth, stride=stride, dilation=dilation))
+            c = width
+        self.stages = nn.ModuleList(stages)
+        # Side taps: a 1x1 projection of every stage, summed top-down (FPN style).
+        self.side = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(w, taps, 1, bias=False), nn.BatchNorm2d(taps)) for w in widths
+        )
+        self.shallow = nn.Sequential(
+            *(conv_bn_relu(in_channels if i == 0 else shallow_width, shallow_width) for i in range(shallow_depth))
+        )
+        self.fuse = conv_bn_relu(taps + shallow_width, embed)
+        self.head = nn.Sequential(
+            *(conv_bn_relu(embed if i == 0 else head_width, head_width) for i in range(head_depth))
+        )
+        self.out = nn.Conv2d(head_width if head_depth else embed, out_channels, head_kernel, padding=head_kernel // 2)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused embedding ``(B, embed, H, W)`` of ``x`` ``(B, in_channels, H, W)``."""
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.stride, (-w) % self.stride
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        y, skips = self.stem(xp), []
+        for stage in self.stages:
+            y = stage(y)
+            skips.append(y)
+        top = None
+        for side, skip in zip(reversed(self.side), reversed(skips)):
+            tap = side(skip)
+            top = tap if top is None else tap + upsample_to(top, tap.shape[-2:])
+        deep = upsample_to(F.relu(top), xp.shape[-2:])[..., :h, :w]  # (B, taps, H, W)
+        return self.fuse(torch.cat([deep, self.shallow(x)], dim=1))  # (B, embed, H, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.head(self.features(x)))  # (B, out_channels, H, W)

@@ -1,0 +1,193 @@
+"""The table of named architectures, and saving/loading trained models.
+
+A trained model is a folder holding ``model.safetensors`` (the weights) and
+``config.json`` (a :class:`ModelCard`: task, channels and the architecture).
+Shipped models live in ``pff/models/weights/<name>/``; ``load`` takes such a
+name or any folder of that shape. Weights are only ever read with
+safetensors, never with pickle.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from pff.errors import PffError
+from pff.models.pff import ModelConfig, build_model
+
+_WEIGHTS = Path(__file__).resolve().parent / "weights"
+_FORMAT = "pff-model/1"
+
+# Named architectures (timm style). Parameter counts are for RGB input and
+# kernel 17 (printed by `pff train --list-archs` and benchmarks/bench_train.py).
+_SMALL = ModelConfig(arch="pff-small")
+ARCHS: dict[str, ModelConfig] = {
+    # For tests and smoke runs.
+    "pff-tiny": ModelConfig(
+        arch="pff-tiny", basis=8, stem_width=16, widths=(16, 32), depths=(1, 1), strides=(1, 2),
+        dilations=(1, 1), taps=16, shallow_width=8, shallow_depth=1, embed=16, head_width=16,
+    ),
+    # The CPU default: output stride 8, low-rank (16-filter basis) 1x1 head.
+    "pff-small": _SMALL,
+    # Wider and deeper; still a low-rank head.
+    "pff-base": ModelConfig(
+        arch="pff-base", basis=24, stem_width=48, widths=(48, 96, 192, 256), depths=(2, 2, 2, 2),
+        strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1), taps=48, shallow_width=32, shallow_depth=3,
+        embed=48, head_width=48, head_depth=1, head_kernel=3,
+    ),
+    # The authors' released deblurring network, re-created: ResNet-18 trunk
+    # (output stride 8, dilated last stages), full-resolution 5x32 stream,
+    # 16-channel embedding, three 3x3 convolutions to all 289 taps.
+    "paper": ModelConfig(
+        arch="paper", head="full", stem_width=64, stem_stride=4, widths=(64, 128, 256, 512),
+        depths=(2, 2, 2, 2), strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), taps=32, shallow_width=32,
+        shallow_depth=5, embed=16, head_width=289, head_depth=2, head_kernel=3,
+    ),
+    # The paper's "CNN" baseline: the pff-small network predicting pixels.
+    "cnn-small": replace(_SMALL, arch="cnn-small", kind="direct"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a saved model restores: ``task``, input ``channels`` and its architecture ``model``."""
+
+    task: Literal["deblur", "jpeg", "sr"]
+    channels: Literal["rgb", "y"]
+    model: ModelConfig
+
+    @property
+    def in_channels(self) -> int:
+        return 3 if self.channels == "rgb" else 1
+
+
+def arch_config(name: str, **overrides: Any) -> ModelConfig:
+    """The ``ARCHS`` row ``name`` with some fields replaced (PffError for an unknown name)."""
+    if name not in ARCHS:
+        raise PffError(f"unknown architecture '{name}' (known: {', '.join(ARCHS)})")
+    return replace(ARCHS[name], **overrides)
+
+
+def create(name: str | ModelConfig, *, channels: Literal["rgb", "y"] = "rgb", **overrides: Any) -> nn.Module:
+    """A freshly initialised model from an ``ARCHS`` name (with field overrides) or a config."""
+    config = name if isinstance(name, ModelConfig) else arch_config(name, **overrides)
+    return build_model(config, 3 if channels == "rgb" else 1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def card_to_dict(card: ModelCard) -> dict[str, Any]:
+    model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(card.model).items()}
+    return {"format": _FORMAT, "task": card.task, "channels": card.channels, "model": model}
+
+
+def card_from_dict(data: dict[str, Any]) -> ModelCard:
+    """Parse ``config.json``; PffError naming the first bad or unknown key."""
+    from pff.config import from_dict
+
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        raise PffError(f"config.json is not a pff model card (expected \"format\": \"{_FORMAT}\")")
+    body = {k: v for k, v in data.items() if k != "format"}
+    return from_dict(ModelCard, body)
+
+
+def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as contiguous CPU tensors (for safetensors), DDP wrapper removed."""
+    model = getattr(model, "module", model)
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def write_safetensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Serialise to a temporary file beside ``path``, fsync, then ``os.replace`` onto it."""
+    data = st_save(tensors, metadata=metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save(model: nn.Module, card: ModelCard, directory: str | os.PathLike[str]) -> None:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (each atomically)."""
+    from pff.io import write_json_atomic
+
+    directory = Path(directory)
+    write_safetensors_atomic(directory / "model.safetensors", state_tensors(model))
+    write_json_atomic(directory / "config.json", card_to_dict(card))
+
+
+def available() -> list[str]:
+    """Names of the models shipped with this installation."""
+    if not _WEIGHTS.is_dir():
+        return []
+    return sorted(p.name for p in _WEIGHTS.iterdir() if (p / "model.safetensors").is_file())
+
+
+def _resolve(spec: str) -> Path:
+    folder = Path(spec)
+    if folder.is_dir():
+        return folder
+    if spec in available():
+        return _WEIGHTS / spec
+    names = ", ".join(available()) or "none shipped yet"
+    raise PffError(f"no model '{spec}': not a shipped model name (available: {names}) and not a folder")
+
+
+def load(spec: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
+    """``(model in eval mode on device, card)`` from a shipped name or a folder.
+
+    The folder must hold ``model.safetensors`` and ``config.json`` as written
+    by :func:`save` (``pff train`` does). ``model(x)`` maps ``(B, C, H, W)``
+    float32 in [0, 1] to ``(restored, filters or None)``.
+    """
+    folder = _resolve(str(spec))
+    weights, config = folder / "model.safetensors", folder / "config.json"
+    for path in (weights, config):
+        if not path.is_file():
+            raise PffError(f"model folder '{folder}' has no {path.name}")
+    try:
+        card = card_from_dict(json.loads(config.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as err:
+        raise PffError(f"'{config}' is not valid JSON: {err}") from err
+    except PffError as err:
+        raise PffError(f"'{config}': {err}") from err
+    model = build_model(card.model, card.in_channels)
+    try:
+        state = st_load(weights.read_bytes())
+    except Exception as err:  # safetensors raises its own error types
+        raise PffError(f"'{weights}' is not a safetensors file: {err}") from err
+    missing, unexpected = _load_strict(model, state)
+    if missing or unexpected:
+        raise PffError(f"'{weights}' does not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.to(device).eval(), card
+
+
+def _load_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        return missing, unexpected
+    for key, value in state.items():
+        if value.shape != own[key].shape:
+            raise PffError(f"weight '{key}' has shape {tuple(value.shape)}, config.json expects {tuple(own[key].shape)}")
+    model.load_state_dict(state)
+    return [], []

@@ -1,0 +1,439 @@
+"""The filter-flow operator: a different KxK filter applied at every pixel.
+
+``filter_flow`` is the paper's "im2col then inner product" step (section 3.1)
+without the im2col: the unfold-based version materialises a
+(B, C*K*K, H, W) tensor (0.9 GB for one 512x512 RGB image at K = 17), keeps
+it for backward and makes another as large for the product.  The fast
+version here loops over the K*K offsets instead, multiply-adding one shifted
+view of the padded image per offset into the output, and saves at most its
+inputs for backward.  ``benchmarks/README.md`` has the numbers and the
+alternatives that were measured.
+
+Conventions, shared by every function in this module:
+
+- ``image`` is (B, C, H, W); ``filters`` is (B, K*K, H, W) (one filter per
+  pixel, shared by the channels) or (B, C, K*K, H, W) (one per pixel and
+  channel), K odd, filter index row-major: ``k = i*K + j``.
+- ``out[b, c, y, x] = sum_{i,j} w[b, i*K + j, y, x]
+  * image[b, c, y + d*(i - r), x + d*(j - r)]`` with ``r = K // 2`` and
+  ``d`` the dilation: a correlation, so a filter whose only 1 sits at
+  offset (dy, dx) moves content by (-dy, -dx): ``out[y, x] = image[y + dy, x + dx]``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "PADDINGS",
+    "expected_flow",
+    "filter_flow",
+    "filter_flow_reference",
+    "identity_filters",
+]
+
+#: Padding modes understood by :func:`filter_flow`.
+PADDINGS: tuple[str, ...] = ("zeros", "reflect", "replicate")
+_TORCH_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"}
+# Accumulating K*K products in 8 mantissa bits (bfloat16) loses the sum, so
+# low-precision inputs are accumulated in float32 and rounded once at the end.
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+# ----------------------------------------------------------------------------
+# Input checks
+# ----------------------------------------------------------------------------
+
+
+def _kernel_size(filters: torch.Tensor, fn: str) -> int:
+    """K from the K*K filter dimension; raises unless K*K is an odd square."""
+    kk = filters.shape[-3]
+    k = math.isqrt(kk)
+    if k * k != kk or k % 2 == 0:
+        raise ValueError(
+            f"{fn}: the filter dimension must be K*K for an odd K (1, 9, 25, 49, ...), "
+            f"got {kk} in filters of shape {tuple(filters.shape)}"
+        )
+    return k
+
+
+def _check_filters(filters: object, fn: str) -> tuple[int, bool]:
+    """Checks a filter tensor on its own; returns (K, per_channel)."""
+    if not isinstance(filters, torch.Tensor):
+        raise TypeError(f"{fn}: filters must be a torch.Tensor, got {type(filters).__name__}")
+    if filters.ndim not in (4, 5):
+        raise ValueError(
+            f"{fn}: filters must be (B, K*K, H, W) or (B, C, K*K, H, W), "
+            f"got {filters.ndim} dimensions of shape {tuple(filters.shape)}"
+        )
+    if not filters.is_floating_point():
+        raise TypeError(f"{fn}: filters must have a floating-point dtype, got {filters.dtype}")
+    return _kernel_size(filters, fn), filters.ndim == 5
+
+
+def _check_dilation(dilation: object, fn: str) -> int:
+    if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
+        raise ValueError(f"{fn}: dilation must be an integer >= 1, got {dilation!r}")
+    return dilation
+
+
+def _check_inputs(
+    image: object, filters: object, padding: object, dilation: object, fn: str
+) -> tuple[int, bool]:
+    """Checks everything ``filter_flow`` is given; returns (K, per_channel)."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{fn}: image must be a torch.Tensor, got {type(image).__name__}")
+    if image.ndim != 4:
+        raise ValueError(
+            f"{fn}: image must be (B, C, H, W), got {image.ndim} dimensions "
+            f"of shape {tuple(image.shape)}"
+        )
+    k, per_channel = _check_filters(filters, fn)
+    assert isinstance(filters, torch.Tensor)  # narrowed by _check_filters
+    if not image.is_floating_point():
+        raise TypeError(f"{fn}: image must have a floating-point dtype, got {image.dtype}")
+    if padding not in PADDINGS:
+        raise ValueError(f"{fn}: padding must be one of {PADDINGS}, got {padding!r}")
+    d = _check_dilation(dilation, fn)
+
+    b, c, h, w = image.shape
+    expected = (b, c, k * k, h, w) if per_channel else (b, k * k, h, w)
+    if tuple(filters.shape) != expected:
+        layout = "(B, C, K*K, H, W)" if per_channel else "(B, K*K, H, W)"
+        raise ValueError(
+            f"{fn}: filters of layout {layout} for an image of shape {tuple(image.shape)} "
+            f"and K={k} must have shape {expected}, got {tuple(filters.shape)}"
+        )
+    if h < 1 or w < 1:
+        raise ValueError(f"{fn}: image must have H, W >= 1, got shape {tuple(image.shape)}")
+    if image.device != filters.device:
+        raise ValueError(
+            f"{fn}: image and filters must be on the same device, "
+            f"got image on {image.device} and filters on {filters.device}"
+        )
+    if image.dtype != filters.dtype and not _autocast_enabled(image.device.type):
+        raise TypeError(
+            f"{fn}: image and filters must have the same dtype, "
+            f"got image {image.dtype} and filters {filters.dtype}"
+        )
+    pad = d * (k // 2)
+    if padding == "reflect" and (h <= pad or w <= pad):
+        raise ValueError(
+            f"{fn}: reflect padding of {pad} pixels (dilation*(K//2) = {d}*{k // 2}) needs "
+            f"H and W > {pad}, got H={h}, W={w}; use padding='replicate' or 'zeros'"
+        )
+    return k, per_channel
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has one flag per device type
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return device_type == "cuda" and torch.is_autocast_enabled()
+
+
+def _pad(image: torch.Tensor, pad: int, padding: str) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, H + 2*pad, W + 2*pad); differentiable."""
+    if pad == 0:
+        return image
+    return F.pad(image, (pad, pad, pad, pad), mode=_TORCH_PAD_MODE[padding])
+
+
+# ----------------------------------------------------------------------------
+# The fast operator
+# ----------------------------------------------------------------------------
+
+
+def _windows(padded: torch.Tensor, k: int, dilation: int, h: int, w: int) -> list[torch.Tensor]:
+    """The K*K shifted (B, C, H, W) views of ``padded``, row-major; no copy."""
+    # unfold twice gives a (B, C, K, K, H, W) view whose (i, j) entry is the
+    # window at offset (d*i, d*j); unbinding it in C++ costs far less than
+    # K*K Python slices, which matters at ~3 us per torch call.
+    grid = padded.unfold(2, h, dilation).unfold(3, w, dilation)
+    return [view for row in grid.unbind(2) for view in row.unbind(2)]
+
+
+def _filter_views(filters: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """K*K views broadcastable against (B, C, H, W): (B, 1, H, W) or (B, C, H, W)."""
+    if filters.ndim == 4:
+        return filters.unsqueeze(1).unbind(2)  # K*K x (B, 1, H, W)
+    return filters.unbind(2)  # K*K x (B, C, H, W)
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+class _FilterFlowFunction(torch.autograd.Function):
+    """forward(image (B, C, H, W), filters, k, dilation, padding) -> (B, C, H, W).
+
+    Saves at most its two inputs: backward pads the image again (cheap)
+    rather than keeping the padded copy alive between the passes.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        image: torch.Tensor,
+        filters: torch.Tensor,
+        k: int,
+        dilation: int,
+        padding: str,
+    ) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        acc_dtype = _accumulation_dtype(image.dtype)
+        padded = _pad(image.to(acc_dtype), dilation * (k // 2), padding)
+        xs = _windows(padded, k, dilation, h, w)
+        ws = _filter_views(filters)
+        out = torch.mul(xs[0], ws[0])  # (B, C, H, W), in acc_dtype by promotion
+        for x_k, w_k in zip(xs[1:], ws[1:]):
+            out.addcmul_(x_k, w_k)
+        # Like torch's own mul: each input is kept only if the other's
+        # gradient needs it, so training (image without grad) keeps just
+        # the image, not the K*K-times larger filters.
+        need_image, need_filters = ctx.needs_input_grad[:2]
+        ctx.save_for_backward(image if need_filters else None, filters if need_image else None)
+        ctx.k, ctx.dilation, ctx.padding = k, dilation, padding
+        ctx.filters_meta = (filters.shape, filters.dtype)
+        return out.to(image.dtype)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None, None]:
+        image, filters = ctx.saved_tensors
+        k, dilation, padding = ctx.k, ctx.dilation, ctx.padding
+        need_image, need_filters = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled():
+            # create_graph=True: the caller wants to differentiate the
+            # gradient itself, which the in-place loops below cannot record.
+            return _differentiable_backward(ctx, grad_out, image, filters) + (None, None, None)
+        b, c, h, w = grad_out.shape
+        pad = dilation * (k // 2)
+        acc_dtype = _accumulation_dtype(grad_out.dtype)
+        g = grad_out.to(acc_dtype).contiguous()  # (B, C, H, W)
+
+        grad_filters = None
+        if need_filters:
+            padded = _pad(image.to(acc_dtype), pad, padding)
+            shape, dtype = ctx.filters_meta
+            grad_filters = _grad_filters(g, _windows(padded, k, dilation, h, w), shape, dtype)
+
+        grad_image = None
+        if need_image:
+            grad_padded = g.new_zeros(b, c, h + 2 * pad, w + 2 * pad)
+            gxs = _windows(grad_padded, k, dilation, h, w)
+            for gx_k, w_k in zip(gxs, _filter_views(filters)):
+                gx_k.addcmul_(g, w_k)  # each product goes back to the pixel it read
+            grad_image = _unpad(grad_padded, pad, padding).to(grad_out.dtype)
+        return grad_image, grad_filters, None, None, None
+
+
+def _differentiable_backward(
+    ctx: torch.autograd.function.FunctionCtx,
+    grad_out: torch.Tensor,
+    image: torch.Tensor | None,
+    filters: torch.Tensor | None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Both gradients as a recorded graph, for second derivatives only.
+
+    Each gradient is the vector-Jacobian product of a map that is linear in
+    the other input, so it is the gradient of the reference op at a zero
+    stand-in for that input.  This builds the im2col tensor the fast path
+    avoids; second derivatives of this op are rare enough to pay for it.
+    """
+    need_image, need_filters = ctx.needs_input_grad[:2]
+    kwargs = {"padding": ctx.padding, "dilation": ctx.dilation}
+    grad_image = grad_filters = None
+    if need_filters:
+        shape, dtype = ctx.filters_meta
+        stand_in = grad_out.new_zeros(shape, dtype=dtype).requires_grad_()
+        out = filter_flow_reference(image, stand_in, **kwargs)
+        (grad_filters,) = torch.autograd.grad(out, stand_in, grad_out, create_graph=True)
+    if need_image:
+        stand_in = grad_out.new_zeros(grad_out.shape).requires_grad_()
+        out = filter_flow_reference(stand_in, filters, **kwargs)
+        (grad_image,) = torch.autograd.grad(out, stand_in, grad_out, create_graph=True)
+    return grad_image, grad_filters
+
+
+def _unpad(grad_padded: torch.Tensor, pad: int, padding: str) -> torch.Tensor:
+    """(B, C, H + 2*pad, W + 2*pad) -> (B, C, H, W): the gradient of the unpadded image.
+
+    Border pixels were read from image pixels (mirrored or repeated), so
+    their gradient must be folded back; autograd through the pad itself does
+    that exactly for every mode.
+    """
+    if pad == 0:
+        return grad_padded
+    b, c, hp, wp = grad_padded.shape
+    with torch.enable_grad():
+        # The pad is linear: its backward never reads the values it padded.
+        leaf = grad_padded.new_empty(b, c, hp - 2 * pad, wp - 2 * pad).requires_grad_()
+        (grad,) = torch.autograd.grad(_pad(leaf, pad, padding), leaf, grad_padded)
+    return grad
+
+
+def _grad_filters(
+    g: torch.Tensor, xs: list[torch.Tensor], shape: torch.Size, dtype: torch.dtype
+) -> torch.Tensor:
+    """d(loss)/d(filters), a new tensor of the filters' ``shape`` and ``dtype``.
+
+    g (B, C, H, W) is the output gradient; ``xs`` are the K*K shifted views
+    of the padded image.  Entry k is ``g * xs[k]``, summed over channels when
+    the filters are shared.
+    """
+    grad = torch.empty(shape, dtype=dtype, device=g.device)
+    if grad.ndim == 5:
+        for gw_k, x_k in zip(grad.unbind(2), xs):  # (B, C, H, W) each
+            torch.mul(g, x_k, out=gw_k)
+        return grad
+    # Shared filters: a channel sum per offset, written straight into the
+    # gradient with mul + addcmul_ (no (B, C, H, W) temporary per offset);
+    # low-precision gradients get the sum in a float32 scratch first.
+    scratch = None if grad.dtype == g.dtype else torch.empty_like(g[:, 0])
+    g_channels = g.unbind(1)  # C x (B, H, W)
+    for gw_k, x_k in zip(grad.unbind(1), xs):  # (B, H, W) each
+        acc = gw_k if scratch is None else scratch
+        x_channels = x_k.unbind(1)
+        torch.mul(g_channels[0], x_channels[0], out=acc)
+        for g_c, x_c in zip(g_channels[1:], x_channels[1:]):
+            acc.addcmul_(g_c, x_c)
+        if scratch is not None:
+            gw_k.copy_(scratch)
+    return grad
+
+
+def filter_flow(
+    image: torch.Tensor,
+    filters: torch.Tensor,
+    *,
+    padding: str = "zeros",
+    dilation: int = 1,
+) -> torch.Tensor:
+    """Applies a different KxK filter at every pixel of ``image``.
+
+    Args:
+        image: (B, C, H, W), floating point.
+        filters: (B, K*K, H, W), one filter per pixel shared by the channels,
+            or (B, C, K*K, H, W), one per pixel and channel; K odd, filter
+            index ``i*K + j`` with i the row (y) and j the column (x) offset.
+        padding: how pixels outside the image read: "zeros", "reflect"
+            (mirror without repeating the edge; needs H, W > dilation*(K//2))
+            or "replicate" (repeat the edge).
+        dilation: spacing between filter taps, an integer >= 1.
+
+    Returns:
+        (B, C, H, W) with ``out[b, c, y, x] = sum_{i,j} w[b, i*K+j, y, x] *
+        image[b, c, y + dilation*(i - K//2), x + dilation*(j - K//2)]``.
+        Differentiable in both inputs, to any order (second derivatives go
+        through the unfold reference and cost its memory).  Under autocast
+        the op runs in float32 and returns float32; float16/bfloat16 inputs
+        are accumulated in float32 and returned in their own dtype.
+
+    Raises:
+        TypeError: a non-tensor, a non-floating dtype, or dtypes that differ.
+        ValueError: a wrong rank or shape, K*K not an odd square, an unknown
+            padding, a bad dilation, different devices, or reflect padding
+            wider than the image.
+
+    The loop over K*K offsets never builds the (B, C*K*K, H, W) tensor of
+    :func:`filter_flow_reference`; it keeps at most its inputs for backward
+    (only the image when the image needs no gradient).  Contiguous filters
+    are read plane by plane; channels-last filters are about 7x slower.
+    """
+    k, _ = _check_inputs(image, filters, padding, dilation, "filter_flow")
+    if _autocast_enabled(image.device.type):
+        with torch.autocast(image.device.type, enabled=False):
+            return filter_flow(
+                image.float(), filters.float(), padding=padding, dilation=dilation
+            )
+    return _FilterFlowFunction.apply(image, filters, k, dilation, padding)
+
+
+def filter_flow_reference(
+    image: torch.Tensor,
+    filters: torch.Tensor,
+    *,
+    padding: str = "zeros",
+    dilation: int = 1,
+) -> torch.Tensor:
+    """The plain unfold ("im2col") version of :func:`filter_flow`, same contract.
+
+    Materialises the (B, C, K*K, H, W) patch tensor, as the paper's code
+    does; kept as the ground truth for tests and the baseline of the
+    benchmark, not for use.
+    """
+    k, per_channel = _check_inputs(image, filters, padding, dilation, "filter_flow_reference")
+    if image.dtype != filters.dtype:  # only reachable under autocast
+        image, filters = image.float(), filters.float()
+    b, c, h, w = image.shape
+    padded = _pad(image, dilation * (k // 2), padding)
+    patches = F.unfold(padded, k, dilation=dilation).view(b, c, k * k, h, w)
+    weights = filters if per_channel else filters.unsqueeze(1)  # (B, C or 1, K*K, H, W)
+    return (patches * weights).sum(dim=2)
+
+
+# ----------------------------------------------------------------------------
+# Filters in, numbers out
+# ----------------------------------------------------------------------------
+
+
+def _offsets(k: int, dilation: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(2, K*K): row 0 the x (column) offset d*(j - r), row 1 the y offset d*(i - r)."""
+    r = k // 2
+    steps = torch.arange(-r, r + 1, dtype=dtype, device=device) * dilation
+    dy, dx = torch.meshgrid(steps, steps, indexing="ij")  # (K, K) each, [i, j]
+    return torch.stack([dx.reshape(-1), dy.reshape(-1)])
+
+
+def expected_flow(filters: torch.Tensor, *, dilation: int = 1) -> torch.Tensor:
+    """Mean displacement of every pixel's filter (paper section 4.2).
+
+    Args:
+        filters: (B, K*K, H, W) or per-channel (B, C, K*K, H, W), K odd.
+        dilation: the dilation the filters are applied with; scales offsets.
+
+    Returns:
+        (B, 2, H, W), or (B, C, 2, H, W) for per-channel filters:
+        ``sum_k w_k * (dx_k, dy_k)`` with channel 0 the x (column)
+        displacement ``dilation*(j - K//2)`` and channel 1 the y (row)
+        displacement ``dilation*(i - K//2)``.  A delta at offset (dy, dx)
+        gives exactly (dx, dy): the output pixel reads the input that far
+        away.  For filters that are not normalised this is a weighted sum,
+        not a mean.  Differentiable.
+    """
+    k, _ = _check_filters(filters, "expected_flow")
+    d = _check_dilation(dilation, "expected_flow")
+    kk, h, w = filters.shape[-3:]
+    offsets = _offsets(k, d, filters.dtype, filters.device)  # (2, K*K)
+    flat = filters.reshape(-1, kk, h * w)  # (B or B*C, K*K, H*W)
+    flow = torch.matmul(offsets, flat)  # (B or B*C, 2, H*W)
+    return flow.view(*filters.shape[:-3], 2, h, w)
+
+
+def identity_filters(
+    batch: int,
+    k: int,
+    height: int,
+    width: int,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """(B, K*K, H, W) delta filters: :func:`filter_flow` with them returns the image.
+
+    ``k`` must be odd; ``dtype`` and ``device`` default to torch's defaults.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+        raise ValueError(f"identity_filters: k must be an odd integer >= 1, got {k!r}")
+    for name, value in (("batch", batch), ("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"identity_filters: {name} must be an integer >= 0, got {value!r}")
+    filters = torch.zeros(batch, k * k, height, width, dtype=dtype, device=device)
+    filters[:, (k * k) // 2] = 1
+    return filters

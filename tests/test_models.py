@@ -1,0 +1,266 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pff import ops
+from pff.errors import PffError
+from pff.models import (
+    ARCHS,
+    ModelCard,
+    ModelConfig,
+    apply_basis,
+    arch_config,
+    count_parameters,
+    create,
+    hermite_basis,
+    load,
+    save,
+)
+from pff.models.pff import softmax_prior
+
+# Small inputs keep the big networks quick; every size is odd on purpose.
+_SHAPES = {"paper": (1, 3, 21, 19)}
+_EXPECTED_PARAMS = {"paper": 12.8e6}  # the authors' released network
+
+
+def _perturb_last_layer(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> None:
+    """Move the zero-initialised output layer away from zero (a trained model's regime)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.predictor.out.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=gen))
+
+
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_every_arch_trains_and_every_parameter_gets_gradient(name):
+    torch.manual_seed(0)
+    model = create(name)
+    x = torch.rand(_SHAPES.get(name, (1, 3, 37, 45)))
+    target = torch.rand_like(x)
+    # The output layer starts at zero, so at step 0 nothing upstream of it gets
+    # a gradient: take one optimiser step first, then check the second backward.
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(2):
+        optimizer.zero_grad()
+        restored, filters = model(x)
+        assert restored.shape == x.shape and restored.dtype == torch.float32
+        assert (filters is None) == (ARCHS[name].kind == "direct")
+        if filters is not None:
+            assert filters.shape == (1, ARCHS[name].kernel ** 2, *x.shape[-2:])
+        F.l1_loss(restored, target).backward()
+        optimizer.step()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert p.grad.abs().sum() > 0, f"no gradient reaches {pname}"
+
+
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_parameter_counts(name):
+    count = count_parameters(create(name))
+    print(f"{name}: {count:,} parameters")
+    if name in _EXPECTED_PARAMS:
+        assert abs(count - _EXPECTED_PARAMS[name]) < 0.02 * _EXPECTED_PARAMS[name]
+    if name == "pff-small":
+        assert count < 0.05 * count_parameters(create("paper"))
+
+
+@pytest.mark.parametrize("constraint", ["none", "normalized"])
+@pytest.mark.parametrize("head", ["basis", "full"])
+def test_linear_filters_start_as_the_identity(constraint, head):
+    model = create("pff-tiny", kernel=5, constraint=constraint, head=head)
+    x = torch.rand(2, 3, 23, 30)
+    restored, filters = model(x)
+    delta = torch.zeros(25)
+    delta[12] = 1
+    torch.testing.assert_close(filters, delta.view(1, 25, 1, 1).expand_as(filters), rtol=0, atol=0)
+    torch.testing.assert_close(restored, x, rtol=0, atol=1e-6)
+
+
+def test_direct_cnn_starts_as_the_identity():
+    x = torch.rand(2, 1, 19, 26)
+    restored, filters = create("cnn-small", channels="y")(x)
+    assert filters is None
+    torch.testing.assert_close(restored, x, rtol=0, atol=0)
+
+
+def test_softmax_start_puts_centre_mass_on_the_centre_tap():
+    model = create("pff-tiny", kernel=7, constraint="softmax", centre_mass=0.6)
+    x = torch.rand(1, 3, 17, 21)
+    restored, filters = model(x)
+    torch.testing.assert_close(filters[:, 24], torch.full((1, 17, 21), 0.6), rtol=0, atol=1e-6)
+    # The rest is a small blur around the centre: the output stays close to the input.
+    assert (restored - x).abs().mean() < 0.5 * (x - x.mean()).abs().mean()
+
+
+@pytest.mark.parametrize("head", ["basis", "full"])
+def test_softmax_filters_are_non_negative_and_sum_to_one(head):
+    model = create("pff-tiny", kernel=5, constraint="softmax", head=head)
+    _perturb_last_layer(model, scale=0.5)
+    _, filters = model(torch.rand(2, 3, 21, 26))
+    assert filters.min() >= 0
+    torch.testing.assert_close(filters.sum(1), torch.ones(2, 21, 26), rtol=0, atol=1e-5)
+    assert filters.std(dim=(2, 3)).max() > 1e-3  # not the constant prior any more
+
+
+@pytest.mark.parametrize("head", ["basis", "full"])
+def test_normalized_filters_sum_to_one_with_free_signs(head):
+    model = create("pff-tiny", kernel=5, constraint="normalized", head=head)
+    _perturb_last_layer(model, scale=0.5)
+    _, filters = model(torch.rand(2, 3, 21, 26))
+    torch.testing.assert_close(filters.sum(1), torch.ones(2, 21, 26), rtol=0, atol=1e-5)
+    assert filters.min() < 0
+
+
+@pytest.mark.parametrize("padding", ["zeros", "replicate", "reflect"])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_basis_fast_path_equals_filter_flow_of_its_filters(padding, dilation):
+    model = create("pff-tiny", kernel=5, constraint="none", padding=padding, dilation=dilation).double()
+    _perturb_last_layer(model)
+    x = torch.rand(2, 3, 19, 24, dtype=torch.float64)
+    restored, filters = model(x)
+    expected = ops.filter_flow_reference(x, filters.double(), padding=padding, dilation=dilation)
+    torch.testing.assert_close(restored.double(), expected, rtol=0, atol=1e-5)  # float32 inside
+
+
+def test_apply_basis_is_correlation_with_row_major_taps():
+    # One basis filter with a single 1 at row 0, column 2 of a 3x3 window:
+    # the output pixel (y, x) reads input (y - 1, x + 1).
+    basis = torch.zeros(1, 9, dtype=torch.float64)
+    basis[0, 2] = 1
+    x = torch.arange(20, dtype=torch.float64).view(1, 1, 4, 5)
+    out = apply_basis(x, torch.ones(1, 1, 4, 5, dtype=torch.float64), basis, ModelConfig(kernel=3, basis=1))
+    assert out[0, 0, 1, 1] == x[0, 0, 0, 2]
+    assert out[0, 0, 0, 0] == 0 and out[0, 0, 3, 4] == 0  # zero padding
+
+
+def test_hermite_basis_is_orthonormal_and_starts_with_a_blob():
+    basis = hermite_basis(17, 16).double()  # (16, 289)
+    torch.testing.assert_close(basis @ basis.T, torch.eye(16, dtype=torch.float64), rtol=0, atol=1e-5)
+    blob = basis[0].view(17, 17)
+    assert blob.argmax() == 8 * 17 + 8 and blob.min() >= 0
+
+
+def test_softmax_prior_values():
+    logits = softmax_prior(17, 0.5, 1.0)
+    probs = torch.softmax(logits, 0).view(17, 17)
+    assert probs[8, 8] == pytest.approx(0.5, abs=1e-6)
+    assert probs[8, 9] == pytest.approx(probs[9, 8].item()) and probs[8, 9] > probs[7, 7] > probs[8, 12]
+    uniform = torch.softmax(softmax_prior(17, 0.5, 1e9), 0)
+    torch.testing.assert_close(uniform[:144], torch.full((144,), 0.5 / 288), rtol=1e-5, atol=0)
+
+
+def _blurred_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    clean = F.avg_pool2d(torch.rand(4, 3, 80, 80, generator=gen), 3, 1, 1)
+    line = torch.zeros(1, 1, 9, 9)
+    line[0, 0, 4, :] = 1 / 9  # horizontal motion blur of 9 pixels
+    blurry = F.conv2d(clean.reshape(-1, 1, 80, 80), line, padding=4).view(4, 3, 80, 80)
+    return blurry[..., 8:-8, 8:-8], clean[..., 8:-8, 8:-8]
+
+
+def _logit_gradient(centre_mass: float, spread: float) -> tuple[float, float]:
+    """(L1 loss, norm of dLoss/dlogits of the off-centre taps) at the softmax start."""
+    blurry, clean = _blurred_batch()
+    b, _, h, w = blurry.shape
+    logits = softmax_prior(17, centre_mass, spread).view(1, -1, 1, 1).expand(b, -1, h, w).clone()
+    logits.requires_grad_(True)
+    loss = F.l1_loss(ops.filter_flow(blurry, torch.softmax(logits, 1)), clean)
+    loss.backward()
+    grad = torch.cat([logits.grad[:, :144], logits.grad[:, 145:]], 1)
+    return loss.item(), grad.norm().item()
+
+
+def test_softmax_start_leaves_off_centre_taps_a_usable_gradient():
+    # The issue's +8 centre logit (centre mass 0.912 with 288 uniform others)
+    # left the filters at the identity for a whole training run; the default
+    # start must give the other taps a gradient an order of magnitude larger,
+    # without starting much further from the input than +8 does.
+    default = ModelConfig()
+    assert softmax_prior(17, 0.912, 1e9)[144].item() == pytest.approx(8.0, abs=0.01)
+    loss_saturated, grad_saturated = _logit_gradient(0.912, 1e9)
+    loss_default, grad_default = _logit_gradient(default.centre_mass, default.prior_spread)
+    print(f"+8 start: loss {loss_saturated:.4f}, off-centre grad {grad_saturated:.2e}; "
+          f"default: loss {loss_default:.4f}, off-centre grad {grad_default:.2e}")
+    assert grad_default > 5 * grad_saturated
+    assert loss_default < 1.1 * loss_saturated
+
+
+def test_bf16_autocast_and_channels_last_match_float32():
+    torch.manual_seed(0)
+    model = create("pff-tiny", kernel=5).eval()
+    _perturb_last_layer(model)
+    x = torch.rand(2, 3, 24, 31)
+    ref, ref_filters = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, filters = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    assert out.dtype == torch.float32 and filters.dtype == torch.float32
+    assert (out - ref).abs().max() < 2e-2  # bfloat16 predictor, float32 filter op
+
+
+def test_model_checks_its_input():
+    model = create("pff-tiny", kernel=3)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        model(torch.rand(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="floating-point"):
+        model(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+
+
+def test_config_validation_names_the_key():
+    with pytest.raises(PffError, match="kernel: must be an odd"):
+        ModelConfig(kernel=4)
+    with pytest.raises(PffError, match="depths: must have 3 entries"):
+        ModelConfig(depths=(1, 1))
+    with pytest.raises(PffError, match="unknown architecture 'nope'"):
+        arch_config("nope")
+
+
+def test_save_then_load_round_trip(tmp_path):
+    model = create("pff-tiny", channels="y", kernel=5, constraint="none")
+    _perturb_last_layer(model)
+    card = ModelCard(task="jpeg", channels="y", model=arch_config("pff-tiny", kernel=5, constraint="none"))
+    save(model, card, tmp_path)
+    loaded, loaded_card = load(tmp_path)
+    assert loaded_card == card and loaded_card.task == "jpeg" and loaded_card.channels == "y"
+    assert not loaded.training
+    x = torch.rand(1, 1, 15, 22)
+    torch.testing.assert_close(loaded(x)[0], model.eval()(x)[0], rtol=0, atol=0)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(PffError, match=r"no model 'no-such-model'.*available"):
+        load("no-such-model")
+    model = create("pff-tiny", kernel=3)
+    card = ModelCard(task="deblur", channels="rgb", model=arch_config("pff-tiny", kernel=3))
+    save(model, card, tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    data["model"]["widht"] = 3
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(PffError, match="unknown config key 'model.widht'"):
+        load(tmp_path)
+    data["model"].pop("widht")
+    data["model"]["kernel"] = 5  # weights no longer fit the architecture
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(PffError, match="shape"):
+        load(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"\x80\x04 not safetensors")
+    with pytest.raises(PffError, match="not a safetensors file"):
+        load(tmp_path)
+
+
+def test_receptive_field_grows_with_the_deep_stream():
+    # The deep stream must see well beyond the 17x17 filter: a change far from
+    # a pixel moves its filter (context, paper section 3.2).
+    model = create("pff-small").eval()
+    _perturb_last_layer(model)
+    x = torch.rand(1, 3, 64, 64)
+    y = x.clone()
+    y[..., 40:, 40:] = 0
+    with torch.no_grad():
+        a, b = model(x)[1][..., 10, 10], model(y)[1][..., 10, 10]
+    assert not torch.equal(a, b)
+    assert math.isfinite(a.sum().item())

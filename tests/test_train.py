@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from pff.cli import main
+from pff.config import apply_overrides, from_dict, parse_override
+from pff.errors import PffError
+from pff.models import build_model, load
+from pff.train import (
+    CHECKPOINT,
+    Dist,
+    OptimConfig,
+    RunConfig,
+    StepBatches,
+    Trainer,
+    load_checkpoint_state,
+    lr_factor,
+    weights_digest,
+)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """Six small synthetic photos (smooth colour fields with edges), written as PNG."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        coarse = rng.integers(0, 256, (10, 12, 3)).astype(np.uint8)
+        image = np.asarray(Image.fromarray(coarse).resize((84, 70), Image.BICUBIC))
+        image = image.copy()
+        image[20:40, 10 + 5 * i : 50] = 255 - image[20:40, 10 + 5 * i : 50]  # sharp edges
+        Image.fromarray(image).save(folder / f"img{i}.png")
+    return folder
+
+
+def _write_config(path: Path, images: Path, **sections: str) -> Path:
+    """A tiny jpeg/luma run config; ``sections`` replaces whole [section] bodies."""
+    body = {
+        "model": 'arch = "pff-tiny"\nkernel = 5\nconstraint = "none"',
+        "data": f'roots = ["{images}"]\nval_count = 1\nval_patch = 32\nval_per_image = 2\npatch = 24\nworkers = 0',
+        "data.degrade": "quality = [10, 30]",
+        "optim": 'lr = 2e-3\nschedule = "cosine"\nwarmup = 2',
+        "train": "steps = 12\nbatch_size = 4\nlog_every = 2\nval_every = 6\nckpt_every = 4\nthreads = 1",
+    }
+    body.update(sections)
+    text = 'task = "jpeg"\nchannels = "y"\nseed = 3\n' + "".join(f"\n[{k}]\n{v}\n" for k, v in body.items())
+    path.write_text(text)
+    return path
+
+
+def _pff(*args: str, **popen) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "pff", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen
+    )
+
+
+def _run_pff(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "pff", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_train_writes_a_loadable_model_log_and_checkpoint(tmp_path, images, capsys):
+    config = _write_config(tmp_path / "run.toml", images)
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    assert "done: 12 steps" in capsys.readouterr().out
+    model, card = load(out)
+    assert card.task == "jpeg" and card.channels == "y" and card.model.kernel == 5
+    restored, filters = model(torch.rand(1, 1, 17, 23))
+    assert restored.shape == (1, 1, 17, 23) and filters.shape == (1, 25, 17, 23)
+    with open(out / "log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows if r["loss"]] == [2, 4, 6, 8, 10, 12]
+    val = [r for r in rows if r["val_psnr"]]
+    assert [int(r["step"]) for r in val] == [6, 12] and float(val[0]["val_input_psnr"]) > 15
+    assert load_checkpoint_state(out / CHECKPOINT)["step"] == 12
+    assert not list(out.glob(".*.tmp"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 12 and summary["rank_digests"] == [weights_digest(model)]
+
+
+def test_tiny_config_overfits_a_fixed_batch(images):
+    from pff import data, degrade
+
+    cfg = from_dict(RunConfig, {
+        "task": "jpeg", "channels": "y",
+        "model": {"arch": "pff-tiny", "kernel": 5, "constraint": "none"},
+        "optim": {"lr": 3e-3, "schedule": "constant"},
+        "train": {"steps": 400, "amp": False, "channels_last": False},
+    })  # fmt: skip
+    pairs = data.PairDataset(data.list_images([images]), degrade.for_task("jpeg", quality=10), patch=24, channels="y")
+    degraded = torch.stack([pairs[i][0] for i in range(8)])
+    clean = torch.stack([pairs[i][1] for i in range(8)])
+    torch.manual_seed(0)
+    trainer = Trainer(cfg, build_model(cfg.model, 1), torch.device("cpu"), Dist())
+    losses: list[float] = []
+    trainer.callbacks.append(lambda tr: losses.append(tr.loss_parts["pixel"]))
+    trainer.run(itertools.repeat((degraded, clean), cfg.train.steps))
+    print(f"overfit: loss {losses[0]:.4f} -> {np.mean(losses[-5:]):.4f}")
+    assert losses[0] / np.mean(losses[-5:]) > 8
+
+
+def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, images):
+    train = "steps = 150\nbatch_size = 4\nlog_every = 10\nval_every = 50\nckpt_every = 10\nthreads = 1"
+    data = f'roots = ["{images}"]\nval_count = 1\nval_patch = 32\nval_per_image = 2\npatch = 24\nworkers = %d'
+    ref_cfg = _write_config(tmp_path / "ref.toml", images, train=train, data=data % 2)
+    cfg = _write_config(tmp_path / "run.toml", images, train=train, data=data % 1)
+    ref, run = tmp_path / "ref", tmp_path / "run"
+
+    killed = _pff("train", "--config", str(cfg), "--out", str(run))
+    deadline = time.monotonic() + 120
+    while not (run / CHECKPOINT).exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    assert killed.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    done_at_kill = load_checkpoint_state(run / CHECKPOINT)["step"]
+    assert 10 <= done_at_kill < 150
+
+    # Resumed with no data workers and the uninterrupted run with two: the
+    # stream is a function of (seed, step) only.
+    _run_pff("train", "--out", str(run), "--resume", "--set", "data.workers=0")
+    _run_pff("train", "--config", str(ref_cfg), "--out", str(ref))
+    a, b = _weights(ref), _weights(run)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    with open(run / "log.csv", newline="") as handle:
+        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["loss"]]
+    assert steps == list(range(10, 151, 10))  # rows past the checkpoint were dropped on resume
+
+    # --steps extends a finished run.
+    _run_pff("train", "--out", str(run), "--resume", "--steps", "160")
+    assert load_checkpoint_state(run / CHECKPOINT)["step"] == 160
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_end_with_identical_weights(tmp_path, images):
+    config = _write_config(tmp_path / "run.toml", images)
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "pff", "train", "--config", str(config), "--out", str(out), "--steps", "6"],
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world"] == 2 and summary["steps"] == 6
+    digests = summary["rank_digests"]  # computed by each process from its own weights
+    assert len(digests) == 2 and digests[0] == digests[1]
+    model, _ = load(out)
+    assert weights_digest(model) == digests[0]
+
+
+def test_step_batches_split_the_global_batch_across_ranks():
+    single = list(StepBatches(3, 5, 8, Dist()))
+    assert single == [list(range(24, 32)), list(range(32, 40))]
+    ranks = [list(StepBatches(3, 5, 8, Dist(rank=r, world=2))) for r in range(2)]
+    for step in range(2):
+        assert ranks[0][step] + ranks[1][step] == single[step]
+
+
+def test_lr_schedules():
+    cosine = OptimConfig(lr=1.0, warmup=10, min_lr=0.1)
+    assert lr_factor(cosine, 0, 110) == pytest.approx(0.1)
+    assert lr_factor(cosine, 9, 110) == pytest.approx(1.0)
+    assert lr_factor(cosine, 60, 110) == pytest.approx(0.55)
+    assert lr_factor(cosine, 110, 110) == pytest.approx(0.1)
+    step = OptimConfig(schedule="step", step_every=100, gamma=0.5)
+    assert [lr_factor(step, s, 1000) for s in (0, 99, 100, 250)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_overrides_are_parsed_as_toml_values():
+    assert parse_override("model.kernel=9") == (["model", "kernel"], 9)
+    assert parse_override("optim.lr=5e-4") == (["optim", "lr"], 5e-4)
+    assert parse_override("model.constraint=softmax") == (["model", "constraint"], "softmax")
+    assert parse_override("data.roots=['a', 'b']") == (["data", "roots"], ["a", "b"])
+    data = apply_overrides({"model": {"kernel": 3}}, ["model.kernel=9", "data.degrade.quality=10"])
+    assert data == {"model": {"kernel": 9}, "data": {"degrade": {"quality": 10}}}
+    cfg = from_dict(RunConfig, {"model": {"arch": "pff-base", "kernel": 11}})
+    assert cfg.model.arch == "pff-base" and cfg.model.kernel == 11 and cfg.model.widths == (48, 96, 192, 256)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"model": 'arch = "pff-tiny"\nwidht = 3'}, "unknown config key 'model.widht'"),
+        ({"optim": 'lr = "fast"'}, "optim.lr: must be a number, got str 'fast'"),
+        ({"train": "steps = 2.5"}, "train.steps: must be an integer"),
+        ({"model": 'arch = "pff-huge"'}, "model.arch: unknown architecture 'pff-huge'"),
+        ({"model": "kernel = 4"}, "model.kernel: must be an odd number"),
+        ({"data": 'roots = ["/no/such/folder"]'}, "data.roots: image folder '/no/such/folder' does not exist"),
+        ({"data.degrade": "qualty = 10"}, "data.degrade: unknown parameter(s) qualty"),
+    ],
+)
+def test_bad_config_is_a_one_line_error_naming_the_key(tmp_path, images, capsys, edit, message):
+    config = _write_config(tmp_path / "bad.toml", images, **edit)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pff: error: ") and err.count("\n") == 1
+    assert message in err
+
+
+def test_bad_command_lines(tmp_path, images, capsys):
+    config = _write_config(tmp_path / "run.toml", images)
+    out = str(tmp_path / "out")
+    cases = [
+        (["--config", str(config), "--out", out, "--set", "model.kernel"], "not of the form key=value"),
+        (["--config", str(config), "--out", out, "--set", "modle.kernel=3"], "unknown config key 'modle'"),
+        (["--out", out, "--resume"], "nothing to resume"),
+        (["--config", str(tmp_path / "missing.toml"), "--out", out], "does not exist"),
+    ]
+    for args, message in cases:
+        assert main(["train", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["train", "--config", str(config), "--out", out, "--steps", "2"]) == 0
+    assert main(["train", "--config", str(config), "--out", out]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--out", out, "--resume", "--set", "model.kernel=7"]) == 2
+    assert "model.kernel = 7 differs from the saved run's 5" in capsys.readouterr().err
+
+
+def test_list_archs_prints_parameter_counts(capsys):
+    assert main(["train", "--list-archs"]) == 0
+    out = capsys.readouterr().out
+    assert "paper" in out and "12,793,832" in out
+
+
+def test_tensorboard_request_without_the_package_is_an_error(tmp_path, images, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name == "tensorboard":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    config = _write_config(tmp_path / "run.toml", images)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "o"), "--set", "train.tensorboard=true"]) == 2
+    assert "train.tensorboard" in capsys.readouterr().err
+
+
+def test_checkpoint_is_not_pickle(tmp_path, images):
+    config = _write_config(tmp_path / "run.toml", images)
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--steps", "4"]) == 0
+    tensors = load_file(str(out / CHECKPOINT))
+    assert any(k.startswith("optim.") for k in tensors) and any(k.startswith("model.") for k in tensors)
+    with pytest.raises(PffError, match="cannot read checkpoint"):
+        (tmp_path / "bad").mkdir()
+        (tmp_path / "bad" / CHECKPOINT).write_bytes(b"garbage")
+        load_checkpoint_state(tmp_path / "bad" / CHECKPOINT)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_parse_and_build(path):
+    from pff.train import load_config
+
+    cfg = load_config(path)
+    assert path.stem.startswith(cfg.task)
+    model = build_model(cfg.model, 3 if cfg.channels == "rgb" else 1)
+    restored, _ = model(torch.rand(1, 3 if cfg.channels == "rgb" else 1, 33, 35))
+    assert restored.shape[-2:] == (33, 35)
