@@ -141,8 +141,11 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, then move it onto ``path``."""
+def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, fsync, then move it onto ``path``.
+
+    The target is never left half-written: on any failure the temporary file is removed.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -185,7 +188,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray, *, quality: int
         raise PffError(f"cannot write '{path}': JPEG has no alpha channel (use .png)")
     options = {"quality": quality} if image_format in ("JPEG", "WEBP") else {}
     try:
-        _write_atomic(path, lambda handle: pil.save(handle, format=image_format, **options))
+        write_atomic(path, lambda handle: pil.save(handle, format=image_format, **options))
     except OSError as err:
         raise _write_error(path, err) from err
 
@@ -199,6 +202,6 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int = 
     path = Path(path)
     text = json.dumps(data, indent=indent, allow_nan=False) + "\n"
     try:
-        _write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+        write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
     except OSError as err:
         raise _write_error(path, err) from err

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -111,18 +110,10 @@ def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def write_safetensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Serialise to a temporary file beside ``path``, fsync, then ``os.replace`` onto it."""
+    from pff.io import write_atomic
+
     data = st_save(tensors, metadata=metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), lambda handle: handle.write(data))
 
 
 def save(model: nn.Module, card: ModelCard, directory: str | os.PathLike[str]) -> None:
