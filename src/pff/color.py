@@ -49,3 +49,14 @@ def rgb_to_luma_paper(image: np.ndarray) -> np.ndarray:
     floor(0.299 R + 0.587 G + 0.114 B): (H, W[, 3]) in [0, 255] -> (H, W) uint8.
     """
     return np.clip(np.floor((_as_rgb(image) @ _LUMA_WEIGHTS_MILLI) / 1000.0), 0, 255).astype(np.uint8)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Clamp to [0, 255] and round half up (MATLAB ``uint8``): any shape -> uint8."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    image = image.astype(np.float64)
+    if not np.all(np.isfinite(image)):
+        raise ValueError("image has NaN or infinite values")
+    return np.floor(np.clip(image, 0.0, 255.0) + 0.5).astype(np.uint8)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pff.color import rgb_to_luma_paper, rgb_to_y
+from pff.color import rgb_to_luma_paper, rgb_to_y, to_uint8
 from pff.errors import PffError
 
 _K1, _K2 = 0.01, 0.03
@@ -136,17 +136,6 @@ def crop_border(image: np.ndarray, n: int) -> np.ndarray:
     if image.shape[0] <= 2 * n or image.shape[1] <= 2 * n:
         raise ValueError(f"cannot crop {n} pixels from each side of an image of shape {image.shape}")
     return image[n:-n, n:-n]
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Clamp to [0, 255] and round half up (MATLAB ``uint8``): any shape -> uint8."""
-    image = np.asarray(image)
-    if image.dtype == np.uint8:
-        return image
-    image = image.astype(np.float64)
-    if not np.all(np.isfinite(image)):
-        raise ValueError("image has NaN or infinite values")
-    return np.floor(np.clip(image, 0.0, 255.0) + 0.5).astype(np.uint8)
 
 
 def _y_of(image: np.ndarray) -> np.ndarray:

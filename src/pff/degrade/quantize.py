@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pff.color import to_uint8
 from pff.errors import PffError
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Clip to [0, 255] and round half up, like MATLAB's uint8 conversion: any shape -> uint8."""
-    return np.floor(np.clip(image, 0.0, 255.0) + 0.5).astype(np.uint8)
 
 
 def quantize(image: np.ndarray) -> np.ndarray:

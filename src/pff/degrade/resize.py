@@ -191,9 +191,13 @@ def sr_pair(hr: np.ndarray, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
             f"expected HR sides that are multiples of {scale}, got {hr.shape[0]}x{hr.shape[1]};"
             f" crop with modcrop(hr, {scale}) first"
         )
-    lr = to_uint8(imresize(hr, 1.0 / scale))
-    up = to_uint8(imresize(lr, float(scale)))
-    return lr, up
+    return _down_up(hr, scale)
+
+
+def _down_up(image: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (H, W[, C]) -> (LR uint8 (ceil(H/s), ceil(W/s)[, C]), up uint8 (s*ceil(H/s), ...)), rounding both times."""
+    lr = to_uint8(imresize(image, 1.0 / scale))
+    return lr, to_uint8(imresize(lr, float(scale)))
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,5 @@ class Bicubic:
         """
         image = to_uint8(check_pixels(clean, self.channels, "Bicubic"))
         h, w = image.shape[:2]
-        lr = to_uint8(imresize(image, 1.0 / self.scale))
-        up = to_uint8(imresize(lr, float(self.scale)))[:h, :w]
-        return up.astype(np.float32)
+        _, up = _down_up(image, self.scale)
+        return up[:h, :w].astype(np.float32)
