@@ -1,0 +1,92 @@
+"""``pff explain``: what a model does to images, as figures and one HTML report."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pff.errors import PffError
+
+_TASKS = ("deblur", "jpeg", "sr")
+
+_DESCRIPTION = """\
+Run a PFF model on images and show its per-pixel filters: for each image the
+expected-flow colour map, maps of filter shape (entropy, spread) and the
+filters at chosen (--at) or salient pixels; over all images given, PCA of the
+filters (top 10 eigenfilters, the energy they hold, loading maps of the top 6)
+and k-means of the filters with a t-SNE layout of the centroids and every
+pixel coloured by its nearest centroid (paper, figure 6). Writes PNGs, a
+summary.json and report.html (self-contained, opens offline, with a pixel
+inspector) into -o DIR.
+
+Inputs are what the model restores: deblur a blurry image, jpeg a compressed
+image, sr the LOW-resolution image, which is upsampled by --scale with MATLAB
+bicubic (as the benchmarks make SR inputs) before the model sees it; --at
+coordinates are in that upsampled frame. A Y-channel model gets the luma of
+an RGB image."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="figures and an HTML report of a model's per-pixel filters",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("images", nargs="+", metavar="IMAGE", help="input image files")
+    add("--task", required=True, choices=_TASKS, help="restoration task")
+    add("--model", metavar="NAME|PATH", help="shipped model name or model folder (default: the task's shipped model)")
+    add("-o", "--out", required=True, metavar="DIR", help="output folder")
+    add("--at", action="append", default=[], metavar="X,Y",
+        help="show the filter of this pixel (repeatable); default: --salient pixels chosen automatically")
+    add("--salient", type=int, default=6, metavar="N", help="pixels to choose when --at is not given (default 6)")
+    add("--scale", type=int, default=4, metavar="S", help="sr only: upsampling factor of the input (default 4)")
+    add("--clusters", type=int, default=400, metavar="K", help="k-means clusters, 0 to skip k-means (default 400)")
+    add("--samples", type=int, default=100_000, metavar="N",
+        help="filters k-means is fitted on, sampled evenly over the images (default 100000)")
+    add("--seed", type=int, default=0, help="seed of the k-means sample, k-means and t-SNE (default 0)")
+    add("--device", default="cpu", help="torch device (default cpu)")
+    parser.set_defaults(run=run)
+
+
+def parse_point(text: str) -> tuple[int, int]:
+    """'X,Y' -> (x, y) integers >= 0."""
+    try:
+        x, y = (int(v) for v in text.split(","))
+    except ValueError:
+        raise PffError(f"--at expects X,Y (two integers), got {text!r}") from None
+    if x < 0 or y < 0:
+        raise PffError(f"--at expects non-negative coordinates, got {text!r}")
+    return x, y
+
+
+def _default_model(task: str) -> str:
+    from pff.cli.eval import DEFAULT_MODELS
+
+    name = DEFAULT_MODELS.get(task, "none")
+    if name == "none":
+        raise PffError(f"no model is shipped for --task {task} yet: pass --model PATH (a trained model folder)")
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    from pff.explain import explain_images, load_explainable
+    from pff.io import read_image
+
+    points = [parse_point(p) for p in args.at]
+    for option, value, low in (("--salient", args.salient, 1), ("--clusters", args.clusters, 0),
+                               ("--samples", args.samples, 1), ("--scale", args.scale, 2)):  # fmt: skip
+        if value < low:
+            raise PffError(f"{option} must be >= {low}, got {value}")
+    spec = args.model or _default_model(args.task)
+    model, card = load_explainable(spec, args.task, device=args.device)
+    images = [(Path(p).stem, read_image(p)) for p in args.images]
+    meta = [("model", str(spec)), ("task", args.task), ("channels", card.channels)]
+    if args.task == "sr":
+        meta.append(("input", f"low-resolution image upsampled x{args.scale} (MATLAB bicubic)"))
+    explain_images(
+        model, card, images, args.out, task=args.task, scale=args.scale, points=points, salient=args.salient,
+        clusters=args.clusters, max_samples=args.samples, seed=args.seed, meta=meta,
+    )  # fmt: skip
+    print(Path(args.out) / "report.html")
+    return 0
