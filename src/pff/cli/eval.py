@@ -6,10 +6,9 @@ import sys
 
 from pff.errors import PffError
 
-# The model each task is scored with when --model is not given. "none" scores
-# the degraded input (the baseline row); once trained models ship, put the
-# shipped model's name for each task here.
-DEFAULT_MODELS: dict[str, str] = {"deblur": "none", "jpeg": "none", "sr": "none"}
+# The shipped model each task is scored with when --model is not given
+# (--model none scores the degraded input: the baseline row).
+DEFAULT_MODELS: dict[str, str] = {"deblur": "deblur", "jpeg": "jpeg", "sr": "sr-x4"}
 
 _TASKS = ("deblur", "jpeg", "sr")
 _PROTOCOLS = ("paper", "standard")
@@ -39,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         metavar="NAME|PATH|none",
-        help="shipped model name, model folder, or 'none' for the degraded input (default: none)",
+        help="shipped model name, model folder, or 'none' for the degraded input (default: the task's shipped model: deblur, jpeg or sr-x4)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.set_defaults(run=run)

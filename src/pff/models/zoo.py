@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,11 +58,16 @@ ARCHS: dict[str, ModelConfig] = {
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What a saved model restores: ``task``, input ``channels`` and its architecture ``model``."""
+    """What a saved model restores: ``task``, input ``channels`` and its architecture ``model``.
+
+    ``training`` is the model-card record of how shipped weights were made
+    (config, steps, patches seen, hardware, wall time); empty for a fresh run.
+    """
 
     task: Literal["deblur", "jpeg", "sr"]
     channels: Literal["rgb", "y"]
     model: ModelConfig
+    training: dict[str, Any] = field(default_factory=dict)
 
     @property
     def in_channels(self) -> int:
@@ -89,7 +94,10 @@ def count_parameters(model: nn.Module) -> int:
 
 def card_to_dict(card: ModelCard) -> dict[str, Any]:
     model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(card.model).items()}
-    return {"format": _FORMAT, "task": card.task, "channels": card.channels, "model": model}
+    data = {"format": _FORMAT, "task": card.task, "channels": card.channels, "model": model}
+    if card.training:
+        data["training"] = dict(card.training)
+    return data
 
 
 def card_from_dict(data: dict[str, Any]) -> ModelCard:
