@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     args = parser.parse_args(argv)
 
-    from pff.models import available
+    from pff.models import available, load
 
-    specs = args.model or available()
+    # Shipped models that predict filters (a direct CNN has none to measure).
+    specs = args.model or [name for name in available() if load(name)[1].model.kind == "pff"]
     if not specs:
         print("explain_energy: no shipped models yet; pass --model FOLDER", file=sys.stderr)
         return 1
