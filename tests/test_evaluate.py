@@ -332,7 +332,7 @@ def test_cli_prints_table_and_writes_json(clean_folder, tmp_path, capsys):
     assert [line.split()[0] for line in lines[2:4]] == ["a", "b"]
     assert lines[-1].startswith("mean (2)")
     data = json.loads(out.read_text())
-    assert data["task"] == "jpeg" and data["model"] == "none" and data["protocol"] == "paper"
+    assert data["task"] == "jpeg" and data["model"] == "jpeg" and data["protocol"] == "paper"
     assert data["quality"] == 30 and data["n"] == 2
     assert [img["name"] for img in data["images"]] == ["a", "b"]
     assert data["psnr"] == pytest.approx(np.mean([img["psnr"] for img in data["images"]]))

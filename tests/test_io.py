@@ -205,3 +205,205 @@ def test_write_json_unwritable_path(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(PffError, match="cannot write"):
         write_json_atomic(tmp_path / "file" / "r.json", {})
+
+
+# --- read_picture / write_picture: every mode and bit depth ------------------------
+
+from pff.io import Picture, encode_png16, read_picture, write_picture  # noqa: E402
+
+_LAYOUTS = {
+    "L": (),
+    "LA": (2,),
+    "RGB": (3,),
+    "RGBA": (4,),
+}
+
+
+def _pixels(shape, dtype, seed=0):
+    top = 65535 if dtype == np.uint16 else 255
+    return np.random.default_rng(seed).integers(0, top + 1, size=shape).astype(dtype)
+
+
+@pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp", ".webp"])
+def test_lossless_round_trip_every_mode_and_depth(tmp_path, layout, dtype, suffix):
+    if suffix == ".bmp" and (layout in ("LA", "RGBA") or dtype == np.uint16):
+        pytest.skip("BMP holds 8-bit L and RGB only")
+    if suffix == ".webp" and (layout in ("L", "LA") or dtype == np.uint16):
+        pytest.skip("WebP holds 8-bit RGB(A) only")
+    if suffix == ".tif" and layout == "LA" and dtype == np.uint16:
+        pytest.skip("16-bit gray + alpha is written as PNG only")
+    pixels = _pixels((5, 7, *_LAYOUTS[layout]), dtype)
+    path = tmp_path / f"a{suffix}"
+    options = {"quality": 100} if suffix == ".webp" else {}
+    write_picture(path, pixels, **options)  # WebP at quality 100 is lossless
+    picture = read_picture(path)
+    assert picture.pixels.dtype == dtype
+    np.testing.assert_array_equal(picture.pixels, pixels)
+    assert _leftovers(tmp_path) == []
+
+
+def test_jpeg_round_trip_keeps_layout(tmp_path):
+    for layout in ("L", "RGB"):
+        pixels = np.full((16, 16, *_LAYOUTS[layout]), 90, np.uint8)
+        write_picture(tmp_path / "a.jpg", pixels, quality=95)
+        out = read_picture(tmp_path / "a.jpg")
+        assert out.pixels.shape == pixels.shape and out.format == "JPEG"
+        assert np.abs(out.pixels.astype(int) - 90).max() <= 1
+
+
+def test_palette_and_one_bit_expand(tmp_path):
+    image = _rgb(6, 8)
+    Image.fromarray(image).quantize(colors=16).save(tmp_path / "p.png")
+    picture = read_picture(tmp_path / "p.png")
+    assert picture.mode == "P" and picture.pixels.shape == (6, 8, 3)
+    np.testing.assert_array_equal(picture.pixels, np.asarray(Image.open(tmp_path / "p.png").convert("RGB")))
+    transparent = Image.fromarray(image).quantize(colors=16)
+    transparent.info["transparency"] = 0
+    transparent.save(tmp_path / "t.png", transparency=0)
+    assert read_picture(tmp_path / "t.png").pixels.shape == (6, 8, 4)
+    Image.fromarray(image[..., 0] > 128).save(tmp_path / "b.png")
+    bits = read_picture(tmp_path / "b.png").pixels
+    assert bits.dtype == np.uint8 and bits.shape == (6, 8) and set(np.unique(bits)) <= {0, 255}
+
+
+def _paeth_png16(pixels):
+    """A 16-bit PNG whose rows use all five filter types (as libpng's adaptive filtering does)."""
+    import struct
+    import zlib
+
+    h, w, c = pixels.shape
+    b = pixels.astype(">u2").view(np.uint8).reshape(h, w * c * 2).astype(np.int32)
+    bpp = 2 * c
+    left = np.zeros_like(b)
+    left[:, bpp:] = b[:, :-bpp]
+    up = np.zeros_like(b)
+    up[1:] = b[:-1]
+    up_left = np.zeros_like(b)
+    up_left[1:, bpp:] = b[:-1, :-bpp]
+    p = left + up - up_left
+    pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+    predictions = [np.zeros_like(b), left, up, (left + up) // 2, paeth]
+    rows = []
+    for y in range(h):
+        kind = y % 5
+        rows.append(bytes([kind]) + ((b[y] - predictions[kind][y]) % 256).astype(np.uint8).tobytes())
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    colour_type = {2: 4, 3: 2, 4: 6}[c]
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_16bit_colour_png_with_every_filter_type_reads_exactly(tmp_path, channels):
+    pixels = _pixels((11, 9, channels), np.uint16, seed=channels)
+    (tmp_path / "a.png").write_bytes(_paeth_png16(pixels))
+    picture = read_picture(tmp_path / "a.png")
+    assert picture.mode == {2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}[channels]
+    np.testing.assert_array_equal(picture.pixels, pixels)
+
+
+def test_16bit_rgb_tiff_written_by_tifffile_reads_exactly(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    pixels = _pixels((6, 10, 3), np.uint16)
+    for compression in (None, "zlib"):
+        tifffile.imwrite(tmp_path / "a.tif", pixels, photometric="rgb", compression=compression)
+        np.testing.assert_array_equal(read_picture(tmp_path / "a.tif").pixels, pixels)
+        written = tmp_path / "b.tif"
+        write_picture(written, pixels)
+        np.testing.assert_array_equal(tifffile.imread(written), pixels)
+
+
+def test_16bit_to_8bit_only_formats_rounds(tmp_path):
+    pixels = np.array([[[0, 257, 65535]]], np.uint16)
+    write_picture(tmp_path / "a.bmp", pixels)
+    np.testing.assert_array_equal(read_picture(tmp_path / "a.bmp").pixels, [[[0, 1, 255]]])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow(tmp_path, orientation):
+    from PIL import ImageOps
+
+    image = _rgb(4, 6)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(image).save(tmp_path / "o.jpg", exif=exif, quality=100)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.jpg")))
+    picture = read_picture(tmp_path / "o.jpg")
+    np.testing.assert_array_equal(picture.pixels, expected)
+    if orientation != 1:
+        assert Image.Exif().__class__ and picture.exif is not None
+        reread = Image.Exif()
+        reread.load(picture.exif)
+        assert reread.get(0x0112) == 1
+
+
+def test_16bit_png_orientation_applies_to_wide_pixels(tmp_path):
+    pixels = _pixels((4, 6, 3), np.uint16)
+    data = bytearray(encode_png16(pixels))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    import struct
+    import zlib
+
+    block = exif.tobytes()[6:] if exif.tobytes().startswith(b"Exif\0\0") else exif.tobytes()
+    chunk = struct.pack(">I", len(block)) + b"eXIf" + block + struct.pack(">I", zlib.crc32(b"eXIf" + block) & 0xFFFFFFFF)
+    data = bytes(data[:-12]) + chunk + bytes(data[-12:])  # before IEND
+    (tmp_path / "o.png").write_bytes(data)
+    np.testing.assert_array_equal(read_picture(tmp_path / "o.png").pixels, np.rot90(pixels, -1))
+
+
+def test_icc_profile_is_carried(tmp_path):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for suffix, dtype in ((".png", np.uint8), (".jpg", np.uint8), (".tif", np.uint8), (".png", np.uint16), (".tif", np.uint16)):
+        pixels = _pixels((4, 5, 3), dtype)
+        write_picture(tmp_path / f"a{suffix}", pixels, icc_profile=icc)
+        assert read_picture(tmp_path / f"a{suffix}").icc_profile == icc, (suffix, dtype)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [(_garbage, "not an image"), (_truncated, "truncated or corrupt"), (_empty, "empty")],
+)
+def test_read_picture_errors_name_the_file(tmp_path, make, problem):
+    path = tmp_path / "x.png"
+    make(path)
+    with pytest.raises(PffError, match=problem) as err:
+        read_picture(path)
+    assert str(path) in str(err.value)
+
+
+def test_png_header_claiming_huge_size_is_refused(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    with pytest.raises(PffError, match="too many pixels"):
+        read_picture(tmp_path / "huge.png")
+
+
+def test_write_picture_errors(tmp_path):
+    with pytest.raises(PffError, match="alpha"):
+        write_picture(tmp_path / "a.jpg", np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        write_picture(tmp_path / "a.png", np.zeros((4, 4, 3)))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PffError, match="cannot write"):
+        write_picture(tmp_path / "file" / "a.png", np.zeros((4, 4), np.uint8))
+    assert Picture.__doc__

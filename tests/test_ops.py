@@ -408,11 +408,3 @@ def test_gradgradcheck(per_channel):
         lambda x, w: filter_flow(x, w, padding="reflect", dilation=2), (image, filters)
     )
 
-
-def test_demo_command_runs_and_checks_itself(capsys):
-    from pff.cli import main
-
-    assert main(["demo", "--size", "24", "--batch", "1", "-k", "5"]) == 0
-    printed = capsys.readouterr().out
-    assert "moved left by 2 pixels: True" in printed
-    assert "ref/fast" in printed

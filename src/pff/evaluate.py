@@ -326,9 +326,13 @@ def model_restorer(spec: str, task: str, *, device: str = "cpu") -> Restorer:
     The model must be trained for ``task``. A Y-channel model on an RGB input
     gets the image's MATLAB Y and returns (H, W) Y, which is what the standard
     protocol scores; an RGB model on a Y input (jpeg) gets R = G = B and its
-    channel mean is returned. The whole image is restored at once.
+    channel mean is returned. The whole image is restored at once, by
+    :meth:`pff.restore.Restorer.run` (``tile=0``), the inference path of
+    ``pff restore``.
     """
     import torch
+
+    from pff.restore import Restorer as ModelRestorer
 
     model, config = _load_model(spec, device)
     model_task = getattr(config, "task", None)
@@ -337,7 +341,7 @@ def model_restorer(spec: str, task: str, *, device: str = "cpu") -> Restorer:
     channels = getattr(config, "channels", None)
     if channels not in ("rgb", "y"):
         raise PffError(f"model '{spec}' has unknown channels {channels!r} (expected 'rgb' or 'y')")
-    model.eval()
+    runner = ModelRestorer(model, config, device=device, tile=0)
 
     def restore(degraded: np.ndarray) -> np.ndarray:
         x = degraded
@@ -348,9 +352,8 @@ def model_restorer(spec: str, task: str, *, device: str = "cpu") -> Restorer:
             x = np.repeat(x[..., None], 3, axis=2)  # (H, W, 3)
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / 255.0)
         t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]  # (1, C, H, W)
-        with torch.inference_mode():
-            out, _ = model(t.to(device))
-        out = out[0].clamp(0.0, 1.0).double().cpu().numpy() * 255.0  # (C, H, W)
+        out, _ = runner.run(t)
+        out = out[0].double().numpy() * 255.0  # (C, H, W), already clamped to [0, 1]
         if out.shape[0] == 1:
             return out[0]  # (H, W)
         out = out.transpose(1, 2, 0)  # (H, W, 3)

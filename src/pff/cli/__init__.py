@@ -14,7 +14,7 @@ from pff import __version__
 from pff.errors import PffError
 
 # Subcommand modules, in the order ``pff --help`` lists them.
-_COMMANDS: tuple[str, ...] = ("eval", "train", "explain", "demo")
+_COMMANDS: tuple[str, ...] = ("restore", "eval", "train", "explain", "demo", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,143 +1,99 @@
-"""``pff demo``: a small, self-checking run of the filter-flow operator.
+"""``pff demo``: restore the sample images shipped with pff, one per task.
 
-Builds a synthetic batch, applies a different filter in each quadrant (the
-identity, a shift, a Gaussian blur, a one-sided motion blur), checks the
-fast op against the unfold reference, and prints timings and the expected
-flow of each quadrant next to the value it must have.  Runs in seconds.
+Each sample (a 160x160 crop of a training image, src/pff/samples/) is
+degraded with its task's physics (motion blur; colour JPEG at quality 20;
+bicubic x4 downsampling), restored with the shipped model, and saved as a
+side-by-side picture (input | restored | expected-flow map | clean) in the
+output folder; the PSNR of input and output against the clean sample is
+printed.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
 
-import torch
+import numpy as np
 
 from pff.errors import PffError
-from pff.ops import expected_flow, filter_flow, filter_flow_reference
+
+# (task, shipped model, what the input is)
+DEMOS: tuple[tuple[str, str, str], ...] = (
+    ("deblur", "deblur", "motion blur"),
+    ("jpeg", "jpeg", "JPEG q20"),
+    ("sr", "sr-x4", "bicubic x4"),
+)
+_SEED = 7
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run a small example of the filter-flow operator",
+        help="restore the shipped sample images and show the filter flow",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
     )
-    add = parser.add_argument
-    add("--size", type=int, default=128, help="image height and width (default 128)")
-    add("--batch", type=int, default=4, help="images in the batch (default 4)")
-    add("-k", "--kernel-size", type=int, default=9, help="filter size K, odd (default 9)")
-    add("--seed", type=int, default=0, help="seed of the synthetic images (default 0)")
+    parser.add_argument("-o", "--out", default="pff-demo", metavar="DIR", help="output folder (default ./pff-demo)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.set_defaults(run=run)
 
 
-def synthetic_images(batch: int, size: int, seed: int) -> torch.Tensor:
-    """(B, 3, S, S) in [0, 1]: colour ramps, a checkerboard and a little noise."""
-    gen = torch.Generator().manual_seed(seed)
-    ramp = torch.linspace(0, 1, size)
-    yy, xx = torch.meshgrid(ramp, ramp, indexing="ij")  # (S, S) each
-    checker = ((torch.arange(size)[:, None] // 8 + torch.arange(size) // 8) % 2).float()
-    base = torch.stack([xx, yy, 0.5 * checker + 0.25])  # (3, S, S)
-    noise = 0.05 * torch.randn(batch, 3, size, size, generator=gen)
-    return (base + noise).clamp(0, 1)
+def sample(task: str) -> np.ndarray:
+    """The clean sample of ``task``: (160, 160, 3) uint8 RGB."""
+    from pff.io import read_image
+
+    with resources.as_file(resources.files("pff") / "samples" / f"{task}.png") as path:
+        return read_image(path)
 
 
-def quadrant_filters(
-    batch: int, size: int, k: int
-) -> tuple[torch.Tensor, list[tuple[str, float, float]]]:
-    """(B, K*K, S, S) filters, one kind per quadrant, and each kind's (name, dx, dy)."""
-    r = k // 2
-    offsets = torch.arange(-r, r + 1, dtype=torch.float32)
-    identity = torch.zeros(k, k)
-    identity[r, r] = 1
-    shift = torch.zeros(k, k)
-    shift[r, r + min(2, r)] = 1  # reads 2 pixels to the right: content moves left
-    gauss_1d = torch.exp(-(offsets**2) / (2 * 1.5**2))
-    gauss = torch.outer(gauss_1d, gauss_1d)
-    motion = torch.zeros(k, k)
-    motion[r, r:] = 1  # a one-sided horizontal smear
-    kinds = [
-        ("identity", identity),
-        (f"shift dx=+{min(2, r)}", shift),
-        ("gaussian blur s=1.5", gauss),
-        (f"motion blur 0..+{r}", motion),
-    ]
-    half = size // 2
-    top, bottom, left, right = slice(0, half), slice(half, size), slice(0, half), slice(half, size)
-    slices = [(top, left), (top, right), (bottom, left), (bottom, right)]
-    filters = torch.empty(batch, k * k, size, size)
-    table = []
-    for (name, kernel), (ys, xs) in zip(kinds, slices):
-        kernel = kernel / kernel.sum()
-        filters[:, :, ys, xs] = kernel.reshape(1, k * k, 1, 1)
-        dx = float((kernel.sum(0) * offsets).sum())  # column offsets weigh x
-        dy = float((kernel.sum(1) * offsets).sum())
-        table.append((name, dx, dy))
-    return filters, table
+def degrade(task: str, clean: np.ndarray) -> np.ndarray:
+    """The demo input: (H, W, 3) uint8; for sr the (H/4, W/4, 3) low-resolution image."""
+    from pff.degrade import Jpeg, MotionBlur, imresize, to_uint8
+
+    rng = np.random.default_rng(_SEED)
+    if task == "deblur":
+        return MotionBlur(length_range=(11, 15))(clean, rng).astype(np.uint8)
+    if task == "jpeg":
+        return Jpeg(quality=20, gray=False)(clean, rng).astype(np.uint8)
+    return to_uint8(imresize(clean, 0.25))
 
 
-def _median_ms(fn: Callable[[], object], repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def _side_by_side(panels: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    h = max(p.shape[0] for p in panels)
+    out = np.full((h, sum(p.shape[1] for p in panels) + gap * (len(panels) - 1), 3), 255, np.uint8)
+    x = 0
+    for panel in panels:
+        out[: panel.shape[0], x : x + panel.shape[1]] = panel
+        x += panel.shape[1] + gap
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
-    k, size, batch = args.kernel_size, args.size, args.batch
-    if k < 1 or k % 2 == 0:
-        raise PffError(f"--kernel-size must be odd and >= 1, got {k}")
-    if size < 2 * k:
-        raise PffError(f"--size must be at least 2*K = {2 * k} for the quadrants, got {size}")
-    if batch < 1:
-        raise PffError(f"--batch must be >= 1, got {batch}")
+    from pff.flowviz import flow_to_rgb
+    from pff.io import write_image
+    from pff.restore import Restorer, _upscale, check_device
 
-    image = synthetic_images(batch, size, args.seed)
-    filters, kinds = quadrant_filters(batch, size, k)
-    print(f"pff demo: {batch}x3x{size}x{size} image, K={k}, {torch.get_num_threads()} threads")
-
-    out = filter_flow(image, filters, padding="reflect")
-    ref = filter_flow_reference(image, filters, padding="reflect")
-    x = image.clone().requires_grad_()
-    w = filters.clone().requires_grad_()
-    grads = torch.autograd.grad(filter_flow(x, w, padding="reflect").square().sum(), (x, w))
-    ref_loss = filter_flow_reference(x, w, padding="reflect").square().sum()
-    ref_grads = torch.autograd.grad(ref_loss, (x, w))
-    err = max(float((a - b).abs().max()) for a, b in zip((out, *grads), (ref, *ref_grads)))
-    print(f"fast vs unfold reference: max |difference| in output and gradients = {err:.2e}")
-
-    half, step = size // 2, min(2, k // 2)
-    inner = out[:, :, k : half - k, half + k : size - k]  # shift quadrant, away from its edges
-    moved = image[:, :, k : half - k, half + k + step : size - k + step]
-    print(f"shift quadrant is the image moved left by {step} pixels: {torch.equal(inner, moved)}")
-
-    print("\nexpected flow at each quadrant's centre (mean over the batch)")
-    print(f"  {'filter':<22}{'dx':>8}{'dy':>8}{'exact dx':>10}{'exact dy':>10}")
-    flow = expected_flow(filters)  # (B, 2, S, S)
-    quarter = half // 2
-    near, far = quarter, half + quarter
-    centres = [(near, near), (near, far), (far, near), (far, far)]
-    for (name, dx, dy), (cy, cx) in zip(kinds, centres):
-        # + 0.0 turns a rounded -0.0 into 0.0
-        values = [round(float(v), 3) + 0.0 for v in (*flow[:, :, cy, cx].mean(0), dx, dy)]
-        print(f"  {name:<22}" + "".join(f"{v:>{n}.3f}" for v, n in zip(values, (8, 8, 10, 10))))
-
-    print("\ntimes in ms (median of 5)")
-    print(f"  {'':<18}{'unfold ref':>12}{'fast':>10}{'ref/fast':>10}")
-    for label, image_grad in (("forward", None), ("forward+backward", True)):
-        times = []
-        for op in (filter_flow_reference, filter_flow):
-            if image_grad is None:
-                def call(op=op) -> None:
-                    with torch.no_grad():
-                        op(image, filters, padding="reflect")
-            else:
-                def call(op=op) -> None:
-                    torch.autograd.grad(op(x, w, padding="reflect").sum(), (x, w))
-            times.append(_median_ms(call))
-        print(f"  {label:<18}{times[0]:>12.2f}{times[1]:>10.2f}{times[0] / times[1]:>10.1f}")
-    return 0 if err < 1e-4 else 1
+    check_device(args.device)
+    out = Path(args.out)
+    restorers = {}
+    for task, name, _ in DEMOS:  # fail before any work if a model is missing
+        try:
+            restorers[task] = Restorer.from_pretrained(name, device=args.device)
+        except PffError as err:
+            raise PffError(f"pff demo needs the shipped model '{name}': {err}") from err
+    print(f"{'task':<8}{'input':<13}{'model':<8}{'PSNR in':>9}{'PSNR out':>10}{'gain':>8}  picture")
+    for task, name, what in DEMOS:
+        clean = sample(task)
+        degraded = degrade(task, clean)
+        restored, flow = restorers[task].restore_with_flow(degraded)
+        shown = _upscale(degraded, 4, np.dtype(np.uint8)) if task == "sr" else degraded
+        before, after = _psnr(shown, clean), _psnr(restored, clean)
+        picture = out / f"{task}.png"
+        write_image(picture, _side_by_side([shown, restored, flow_to_rgb(flow), clean]))
+        print(f"{task:<8}{what:<13}{name:<8}{before:>9.2f}{after:>10.2f}{after - before:>+8.2f}  {picture}")
+    print("each picture: input | restored | expected flow (hue: direction, saturation: length) | clean")
+    return 0

@@ -1,0 +1,136 @@
+"""Export a trained model to ONNX or TorchScript, checked against PyTorch.
+
+The exported graph maps ``image (1, C, H, W)`` float32 in [0, 1] (C = 3 for
+rgb models, 1 for y models) to ``restored (1, C, H, W)`` clamped to [0, 1];
+H and W must be multiples of the network stride (8 for the shipped models):
+pad the image first (or feed aligned tiles as :mod:`pff.restore` does). The
+strength blend and the colour handling of :class:`pff.restore.Restorer` stay
+outside the graph.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pff.errors import PffError
+from pff.io import write_atomic
+
+FORMATS = ("onnx", "torchscript")
+
+
+def _filter_flow_unrolled(image: torch.Tensor, filters: torch.Tensor, k: int, padding: str, dilation: int) -> torch.Tensor:
+    """``pff.ops.filter_flow`` as K*K slices of the padded image: the same numbers, plain graph ops."""
+    r = dilation * (k // 2)
+    h, w = image.shape[-2:]
+    mode = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"}[padding]
+    padded = F.pad(image, (r, r, r, r), mode=mode)
+    out = torch.zeros_like(image)
+    for i in range(k):
+        for j in range(k):
+            window = padded[..., i * dilation : i * dilation + h, j * dilation : j * dilation + w]
+            out = out + filters[:, i * k + j : i * k + j + 1] * window
+    return out
+
+
+class ExportWrapper(nn.Module):
+    """``image (1, C, H, W) -> restored (1, C, H, W)`` in [0, 1], H and W multiples of the stride."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        config = model.config
+        self.unrolled = config.kind == "pff" and not (config.head == "basis" and config.constraint != "softmax")
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.unrolled:
+            config = self.model.config
+            filters = self.model.filters_from(self.model.predictor(image))  # (1, K*K, H, W)
+            restored = _filter_flow_unrolled(image, filters, config.kernel, config.padding, config.dilation)
+        else:
+            restored = self.model(image, return_filters=False)[0]
+        return restored.clamp(0.0, 1.0)
+
+
+def _onnx_bytes(wrapper: ExportWrapper, example: torch.Tensor, stride: int) -> bytes:
+    dims = {2: stride * torch.export.Dim("h_blocks", min=1, max=8192 // stride),
+            3: stride * torch.export.Dim("w_blocks", min=1, max=8192 // stride)}  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            wrapper, (example,), input_names=["image"], output_names=["restored"],
+            dynamic_shapes={"image": dims}, dynamo=True, verbose=False,
+        )  # fmt: skip
+    buffer = io.BytesIO()
+    program.save(buffer)
+    return buffer.getvalue()
+
+
+def _torchscript_bytes(wrapper: ExportWrapper, example: torch.Tensor) -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(wrapper, example, check_trace=False)
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    return buffer.getvalue()
+
+
+def run_exported(data: bytes, fmt: Literal["onnx", "torchscript"], image: np.ndarray) -> np.ndarray:
+    """Run exported bytes on ``image`` (1, C, H, W) float32: onnxruntime for ONNX, torch.jit for TorchScript."""
+    if fmt == "onnx":
+        try:
+            import onnxruntime
+        except ModuleNotFoundError as err:
+            raise PffError("checking an ONNX export needs onnxruntime: pip install 'pff[export]'") from err
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        return session.run(None, {"image": image})[0]
+    module = torch.jit.load(io.BytesIO(data))
+    with torch.inference_mode():
+        return module(torch.from_numpy(image)).numpy()
+
+
+def export_model(
+    model: nn.Module,
+    out: str | os.PathLike[str],
+    fmt: Literal["onnx", "torchscript"],
+    *,
+    check_size: tuple[int, int] = (72, 104),
+    seed: int = 0,
+) -> float:
+    """Export ``model`` to ``out`` and return the max |difference| to PyTorch on a random image.
+
+    The check runs the exported file on a seeded random ``check_size`` image
+    (rounded up to the stride) other than the size it was traced with; the
+    file is written (atomically) only when the difference is <= 1e-4.
+    """
+    if fmt not in FORMATS:
+        raise PffError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    model = model.float().cpu().eval()
+    wrapper = ExportWrapper(model).eval()
+    stride = int(getattr(model.predictor, "stride", 1))
+    channels = model.in_channels
+    example = torch.rand(1, channels, 4 * stride, 6 * stride, generator=torch.Generator().manual_seed(seed))
+    try:
+        data = _onnx_bytes(wrapper, example, stride) if fmt == "onnx" else _torchscript_bytes(wrapper, example)
+    except ModuleNotFoundError as err:
+        raise PffError(f"exporting to ONNX needs the onnx and onnxscript packages: pip install 'pff[export]' ({err.name} missing)") from err
+    h, w = (-(-s // stride) * stride for s in check_size)
+    check = torch.rand(1, channels, h, w, generator=torch.Generator().manual_seed(seed + 1))
+    with torch.inference_mode():
+        expected = wrapper(check).numpy()
+    got = run_exported(data, fmt, check.numpy())
+    difference = float(np.abs(got - expected).max())
+    if not difference <= 1e-4:
+        raise PffError(f"the {fmt} export differs from PyTorch by {difference:.2e} (> 1e-4); nothing written")
+    try:
+        write_atomic(Path(out), lambda handle: handle.write(data))
+    except OSError as err:
+        raise PffError(f"cannot write '{out}': {err.strerror or err}") from err
+    return difference
