@@ -39,28 +39,10 @@ def _describe(err: BaseException) -> str:
 
 def _open_checked(path: Path) -> Image.Image:
     """Open and fully decode ``path``, turning every failure into a PffError."""
-    if not path.exists():
-        raise PffError(f"cannot read image '{path}': no such file")
-    if path.is_dir():
-        raise PffError(f"cannot read image '{path}': it is a folder, not a file")
-    try:
-        if path.stat().st_size == 0:
-            raise PffError(f"cannot read image '{path}': the file is empty")
-        with Image.open(path) as im:
-            im.load()
-            return ImageOps.exif_transpose(im)
-    except PffError:
-        raise
-    except Image.DecompressionBombError as err:
-        raise PffError(f"cannot read image '{path}': too many pixels ({_describe(err)})") from err
-    except Image.UnidentifiedImageError as err:
-        raise PffError(f"cannot read image '{path}': not an image file Pillow can decode") from err
-    except PermissionError as err:
-        raise PffError(f"cannot read image '{path}': permission denied") from err
-    # Pillow's decoders signal a truncated or corrupt file with many exception
-    # types (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error).
-    except Exception as err:  # noqa: BLE001
-        raise PffError(f"cannot read image '{path}': truncated or corrupt ({_describe(err)})") from err
+    _check_file(path)
+    with _decoding(path), Image.open(path) as im:
+        im.load()
+        return ImageOps.exif_transpose(im)
 
 
 def _from_16bit(im: Image.Image, path: Path) -> np.ndarray:
