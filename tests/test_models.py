@@ -264,3 +264,28 @@ def test_receptive_field_grows_with_the_deep_stream():
         a, b = model(x)[1][..., 10, 10], model(y)[1][..., 10, 10]
     assert not torch.equal(a, b)
     assert math.isfinite(a.sum().item())
+
+
+def test_fold_batchnorm_is_the_same_function_without_batch_norms():
+    from pff.models.blocks import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = create("pff-small", channels="rgb", kernel=7, constraint="none")
+    for module in model.modules():  # non-trivial statistics and affine parameters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.2, 0.2)
+    torch.nn.init.normal_(model.predictor.out.weight, std=0.05)  # filters away from the delta
+    model.eval()
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = torch.rand(2, 3, 37, 45, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        want, got = model(x)[0], folded(x)[0]
+    assert (want - x).abs().max() > 1e-3  # the check is not on an identity model
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    with torch.inference_mode():  # folding twice changes nothing
+        torch.testing.assert_close(fold_batchnorm(folded)(x)[0], got, rtol=0, atol=0)

@@ -60,3 +60,32 @@ def upsample_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An inference copy of ``model`` with every batch norm folded into the convolution before it.
+
+    Eval-mode batch norm is an affine map per channel, so ``bn(conv(x))`` is
+    one convolution with rescaled weights and a bias: the same function (to
+    float rounding) without a pass over every feature map. Folds the
+    ``Conv2d, BatchNorm2d`` pairs of ``nn.Sequential`` and the
+    ``conv1/bn1``, ``conv2/bn2`` pairs of :class:`BasicBlock`; ``model`` is
+    left unchanged. Only for inference: the copy has no batch statistics.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if isinstance(module, nn.Sequential):
+            for i in range(len(module) - 1):
+                if isinstance(module[i], nn.Conv2d) and isinstance(module[i + 1], nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
+                    module[i + 1] = nn.Identity()
+        if isinstance(module, BasicBlock):
+            for conv, bn in (("conv1", "bn1"), ("conv2", "bn2")):
+                if isinstance(getattr(module, bn), nn.BatchNorm2d):  # not folded already
+                    setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn)))
+                    setattr(module, bn, nn.Identity())
+    return folded
