@@ -311,3 +311,25 @@ def test_cli_help_says_sr_takes_the_low_resolution_image(capsys):
     with pytest.raises(SystemExit):
         main(["explain", "--help"])
     assert "LOW-resolution" in capsys.readouterr().out
+
+
+def test_cli_crop_and_size_limit(tmp_path, capsys):
+    image = tmp_path / "a.png"
+    write_image(image, _image())  # 24x20
+    model = str(_tiny_model(tmp_path))
+    base = ["explain", str(image), "--task", "deblur", "--model", model, "--clusters", "0"]
+    cases = [
+        (["--crop", "20,0,8,8"], "outside 'a' (24x20)"),
+        (["--crop", "1,2,3"], "X,Y,W,H"),
+        (["--max-megapixels", "0.0001"], "--crop X,Y,W,H"),
+    ]
+    for extra, message in cases:
+        rc = main([*base, "-o", str(tmp_path / "bad"), *extra])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err, (extra, err)
+        assert not (tmp_path / "bad").exists()
+    rc = main([*base, "-o", str(tmp_path / "o"), "--crop", "2,3,16,12", "--max-megapixels", "0.0002"])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    points = summary["images"][0]["points"]  # salient pixels, in the 16x12 crop
+    assert points and all(0 <= x < 16 and 0 <= y < 12 for x, y in points)

@@ -45,6 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--samples", type=int, default=100_000, metavar="N",
         help="filters k-means is fitted on, sampled evenly over the images (default 100000)")
     add("--seed", type=int, default=0, help="seed of the k-means sample, k-means and t-SNE (default 0)")
+    add("--crop", metavar="X,Y,W,H", help="explain only this region of each image (input pixels; for sr, low-resolution ones)")
+    add("--max-megapixels", type=float, default=4.0, metavar="MP",
+        help="refuse images larger than this at the model's input (every pixel's filter is kept; default 4)")
     add("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(run=run)
 
@@ -60,27 +63,53 @@ def parse_point(text: str) -> tuple[int, int]:
     return x, y
 
 
-def _default_model(task: str) -> str:
-    from pff.cli.eval import DEFAULT_MODELS
+def parse_crop(text: str) -> tuple[int, int, int, int]:
+    """'X,Y,W,H' -> (x, y, w, h) with x, y >= 0 and w, h >= 1."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise PffError(f"--crop expects X,Y,W,H (four integers), got {text!r}") from None
+    if x < 0 or y < 0 or w < 1 or h < 1:
+        raise PffError(f"--crop expects X,Y >= 0 and W,H >= 1, got {text!r}")
+    return x, y, w, h
 
-    name = DEFAULT_MODELS.get(task, "none")
-    if name == "none":
-        raise PffError(f"no model is shipped for --task {task} yet: pass --model PATH (a trained model folder)")
-    return name
+
+def _prepare(path: str, crop: tuple[int, int, int, int] | None, scale: int, max_mp: float):
+    """``(name, image)`` read from ``path``, cropped, and checked against the size limit."""
+    from pff.io import read_image
+
+    image = read_image(path)  # (H, W, 3) uint8
+    name = Path(path).stem
+    if crop is not None:
+        x, y, w, h = crop
+        if x + w > image.shape[1] or y + h > image.shape[0]:
+            raise PffError(f"--crop {x},{y},{w},{h} is outside '{name}' ({image.shape[1]}x{image.shape[0]})")
+        image = image[y : y + h, x : x + w]
+    megapixels = image.shape[0] * image.shape[1] * scale**2 / 1e6
+    if megapixels > max_mp:
+        raise PffError(
+            f"'{name}' is {megapixels:.1f} MP at the model's input and pff explain keeps every pixel's filter:"
+            f" pass --crop X,Y,W,H (or raise --max-megapixels above {max_mp:g})"
+        )
+    return name, image
 
 
 def run(args: argparse.Namespace) -> int:
+    from pff.cli.eval import DEFAULT_MODELS
     from pff.explain import explain_images, load_explainable
-    from pff.io import read_image
 
     points = [parse_point(p) for p in args.at]
     for option, value, low in (("--salient", args.salient, 1), ("--clusters", args.clusters, 0),
                                ("--samples", args.samples, 1), ("--scale", args.scale, 2)):  # fmt: skip
         if value < low:
             raise PffError(f"{option} must be >= {low}, got {value}")
-    spec = args.model or _default_model(args.task)
+    if not args.max_megapixels > 0:
+        raise PffError(f"--max-megapixels must be > 0, got {args.max_megapixels}")
+    crop = parse_crop(args.crop) if args.crop else None
+    scale = args.scale if args.task == "sr" else 1
+    images = [_prepare(p, crop, scale, args.max_megapixels) for p in args.images]
+    spec = args.model or DEFAULT_MODELS[args.task]
     model, card = load_explainable(spec, args.task, device=args.device)
-    images = [(Path(p).stem, read_image(p)) for p in args.images]
     meta = [("model", str(spec)), ("task", args.task), ("channels", card.channels)]
     if args.task == "sr":
         meta.append(("input", f"low-resolution image upsampled x{args.scale} (MATLAB bicubic)"))
