@@ -7,6 +7,8 @@ filter drawn as a (K, K) image shows where the output pixel reads from.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import math
 
 import numpy as np
@@ -78,23 +80,43 @@ def _weights(filters: np.ndarray) -> np.ndarray:
     return mag / np.where(total > 0, total, 1.0)
 
 
-def filter_entropy(filters: np.ndarray) -> np.ndarray:
-    """Entropy in bits (H, W) of each filter's |w| / sum |w|: 0 for a delta, log2(K*K) for a box."""
-    p = _weights(check_filters(filters, "filter_entropy"))
+# Per-pixel maps are computed over bands of rows: their float64 temporaries
+# stay near this many filter values however large the image is.
+_BAND_VALUES = 1 << 22
+
+
+def _by_bands(fn: Callable[[np.ndarray], np.ndarray], filters: np.ndarray) -> np.ndarray:
+    """``fn`` ((K*K, h, W) -> (h, W)) applied to bands of rows of ``filters`` (K*K, H, W), joined to (H, W)."""
+    taps, h, w = filters.shape
+    rows = max(1, _BAND_VALUES // max(taps * w, 1))
+    return np.concatenate([fn(filters[:, r : r + rows]) for r in range(0, h, rows)], axis=0) if h else fn(filters)
+
+
+def _entropy(filters: np.ndarray) -> np.ndarray:
+    p = _weights(filters)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, -p * np.log2(p), 0.0)
     return terms.sum(axis=0).astype(np.float32)
 
 
+def filter_entropy(filters: np.ndarray) -> np.ndarray:
+    """Entropy in bits (H, W) of each filter's |w| / sum |w|: 0 for a delta, log2(K*K) for a box."""
+    return _by_bands(_entropy, check_filters(filters, "filter_entropy"))
+
+
 def filter_spread(filters: np.ndarray, *, dilation: int = 1) -> np.ndarray:
     """Spatial spread (H, W) in pixels: the |w|-weighted RMS distance of the taps from their centroid."""
     filters = check_filters(filters, "filter_spread")
-    p = _weights(filters)
     dx, dy = _offsets(kernel_size(filters), dilation)
-    mx = np.tensordot(dx, p, axes=1)  # (H, W)
-    my = np.tensordot(dy, p, axes=1)
-    second = np.tensordot(dx**2 + dy**2, p, axes=1)
-    return np.sqrt(np.maximum(second - mx**2 - my**2, 0.0)).astype(np.float32)
+
+    def spread(band: np.ndarray) -> np.ndarray:
+        p = _weights(band)
+        mx = np.tensordot(dx, p, axes=1)  # (h, W)
+        my = np.tensordot(dy, p, axes=1)
+        second = np.tensordot(dx**2 + dy**2, p, axes=1)
+        return np.sqrt(np.maximum(second - mx**2 - my**2, 0.0)).astype(np.float32)
+
+    return _by_bands(spread, filters)
 
 
 def salient_pixels(filters: np.ndarray, count: int = 6, *, min_distance: int | None = None) -> list[tuple[int, int]]:
