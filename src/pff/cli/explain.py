@@ -47,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--seed", type=int, default=0, help="seed of the k-means sample, k-means and t-SNE (default 0)")
     add("--crop", metavar="X,Y,W,H", help="explain only this region of each image (input pixels; for sr, low-resolution ones)")
     add("--max-megapixels", type=float, default=2.0, metavar="MP",
-        help="refuse larger images at the model's input: every pixel's filter is kept (17x17 filters: peak memory about 2.7 GB at 1 MP, 9.5 GB at 3.9 MP); default 2")
+        help="refuse larger images at the model's input: every pixel's filter is kept"
+        " (17x17 filters: peak memory about 2.7 GB at 1 MP, 9.5 GB at 3.9 MP); default 2")
     add("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(run=run)
 
