@@ -9,6 +9,7 @@ from PIL import Image
 from pff.errors import PffError
 from pff.models import ModelCard, create, save
 from pff.ops import filter_flow
+from pff.color import rgb_to_ycbcr, ycbcr_to_rgb
 from pff.restore import (
     Restorer,
     axis_spans,
@@ -16,8 +17,6 @@ from pff.restore import (
     predictor_receptive_field,
     receptive_field,
     restore_file,
-    rgb_to_ycbcr,
-    ycbcr_to_rgb,
 )
 
 

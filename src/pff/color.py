@@ -1,7 +1,8 @@
 """Colour conversions used by the benchmark protocols (../shared/PROTOCOL.md).
 
 All functions take uint8 or float arrays with values in [0, 255] and never
-rescale silently.
+rescale silently, except the YCbCr pair (``rgb_to_ycbcr``/``ycbcr_to_rgb``),
+which works on float images in [0, 1] for the Y-channel models.
 """
 from __future__ import annotations
 
@@ -60,3 +61,21 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(image)):
         raise ValueError("image has NaN or infinite values")
     return np.floor(np.clip(image, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+# MATLAB rgb2ycbcr (BT.601 studio swing), for [0, 1] values: ycc = offset + M @ rgb.
+_YCC_MATRIX = np.array(
+    [255.0 * _Y_WEIGHTS, [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
+) / 255.0
+_YCC_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
+_RGB_MATRIX = np.linalg.inv(_YCC_MATRIX)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] -> (H, W, 3) float32 YCbCr in [0, 1] (MATLAB ``rgb2ycbcr`` / 255, not rounded)."""
+    return (rgb.astype(np.float32) @ _YCC_MATRIX.T.astype(np.float32)) + _YCC_OFFSET.astype(np.float32)
+
+
+def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`: (H, W, 3) float YCbCr in [0, 1] -> (H, W, 3) float32 RGB (not clipped)."""
+    return (ycc.astype(np.float32) - _YCC_OFFSET.astype(np.float32)) @ _RGB_MATRIX.T.astype(np.float32)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pff.color import rgb_to_ycbcr, ycbcr_to_rgb
 from pff.errors import PffError
 from pff.models.blocks import fold_batchnorm
 
@@ -47,24 +48,6 @@ AUTO_TILE = 768
 FEATHER = 8
 # Tile offsets are multiples of this, besides the network stride: the JPEG block grid.
 JPEG_GRID = 8
-
-# MATLAB rgb2ycbcr (BT.601 studio swing), for [0, 1] values: ycc = offset + M @ rgb.
-_YCC_MATRIX = np.array(
-    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
-) / 255.0
-_YCC_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
-_RGB_MATRIX = np.linalg.inv(_YCC_MATRIX)
-
-
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float in [0, 1] -> (H, W, 3) float32 YCbCr in [0, 1] (MATLAB ``rgb2ycbcr`` / 255, not rounded)."""
-    return (rgb.astype(np.float32) @ _YCC_MATRIX.T.astype(np.float32)) + _YCC_OFFSET.astype(np.float32)
-
-
-def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_ycbcr`: (H, W, 3) float YCbCr in [0, 1] -> (H, W, 3) float32 RGB (not clipped)."""
-    return (ycc.astype(np.float32) - _YCC_OFFSET.astype(np.float32)) @ _RGB_MATRIX.T.astype(np.float32)
-
 
 # ----------------------------------------------------------------------------
 # Receptive field and tiles
