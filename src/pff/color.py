@@ -79,3 +79,13 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
 def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     """Inverse of :func:`rgb_to_ycbcr`: (H, W, 3) float YCbCr in [0, 1] -> (H, W, 3) float32 RGB (not clipped)."""
     return (ycc.astype(np.float32) - _YCC_OFFSET.astype(np.float32)) @ _RGB_MATRIX.T.astype(np.float32)
+
+
+def gray_to_y(gray: np.ndarray) -> np.ndarray:
+    """Gray (R = G = B) float in [0, 1], any shape -> its MATLAB Y in [0, 1] (its Cb = Cr = 128/255)."""
+    return _YCC_OFFSET[0] + _YCC_MATRIX[0].sum() * gray
+
+
+def y_to_gray(y: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`gray_to_y` (not clipped)."""
+    return (y - _YCC_OFFSET[0]) / _YCC_MATRIX[0].sum()

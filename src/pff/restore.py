@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pff.color import rgb_to_ycbcr, ycbcr_to_rgb
+from pff.color import gray_to_y, rgb_to_ycbcr, y_to_gray, ycbcr_to_rgb
 from pff.errors import PffError
 from pff.models.blocks import fold_batchnorm
 
@@ -471,8 +471,7 @@ class Restorer:
                 return np.repeat(colour01, 3, axis=2), lambda out: out.mean(axis=2, keepdims=True)
             return colour01, lambda out: out
         if gray:  # a gray image is R = G = B: Cb = Cr = 128, so only Y changes
-            y = _YCC_OFFSET[0] + _YCC_MATRIX[0].sum() * colour01
-            return y.astype(np.float32), lambda out: (out - _YCC_OFFSET[0]) / _YCC_MATRIX[0].sum()
+            return gray_to_y(colour01).astype(np.float32), y_to_gray
         ycc = rgb_to_ycbcr(colour01)
 
         def back(out: np.ndarray) -> np.ndarray:
