@@ -78,7 +78,7 @@ def throughput(cfg: RunConfig, *, amp: bool, channels_last: bool, steps: int, de
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row (paper network: at least 3)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: what pff train picks for each config)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core; the batches are synthetic)")
     parser.add_argument("--skip-options", action="store_true", help="only the main table")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -87,7 +87,7 @@ def main() -> int:
 
     configs = {path.stem: load_config(path) for path in sorted((ROOT / "configs").glob("*.toml"))}
     deblur = configs.get("deblur") or next(iter(configs.values()))
-    # The paper's network trained like the deblur config (same data workers, so the same threads).
+    # The paper's network trained like the deblur config.
     paper = replace(deblur, model=from_dict(RunConfig, {"model": {"arch": "paper", "constraint": "softmax"}}).model)
     rows = {**configs, "paper network": paper}
     results, lines = {}, []
@@ -95,7 +95,7 @@ def main() -> int:
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         steps = max(3, args.steps // 2) if cfg.model.arch == "paper" else args.steps
         opts = (cfg.train.amp, cfg.train.channels_last)
-        threads = args.threads or compute_threads(cfg.data.workers, 1)
+        threads = args.threads or compute_threads(0, 1)  # no data workers: the batches are random tensors
         torch.set_num_threads(threads)
         results[name] = throughput(cfg, amp=opts[0], channels_last=opts[1], steps=steps, device=device)
         params = count_parameters(build_model(cfg.model, 3 if cfg.channels == "rgb" else 1))
@@ -112,7 +112,7 @@ def main() -> int:
 
     if args.skip_options:
         return 0
-    threads = args.threads or compute_threads(deblur.data.workers, 1)
+    threads = args.threads or compute_threads(0, 1)
     torch.set_num_threads(threads)
     print(f"\noptions ({threads} thread(s)): patches/s")
     print(f"{'config':<14} {'fp32':>8} {'chlast':>8} {'bf16':>8} {'bf16+chlast':>12}")
