@@ -632,6 +632,10 @@ def train(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = False) 
     if dist.world > 1:
         import torch.distributed as tdist
 
+        # Tear down together (likely cause of a rare abort at exit, "terminate called
+        # without an active exception", seen in 2 full-suite runs): no rank closes its
+        # gloo pairs while another is still writing files.
+        tdist.barrier()
         tdist.destroy_process_group()
     return summary
 
