@@ -147,10 +147,7 @@ def test_demo_fails_clearly_without_shipped_models(tmp_path, capsys, monkeypatch
 
 
 def test_demo_runs_with_shipped_models(tmp_path, capsys):
-    from pff.models import available
-
-    if not {"deblur", "jpeg", "sr-x4"} <= set(available()):
-        pytest.skip("the shipped models deblur, jpeg and sr-x4 are not installed")
+    # The weights ship in the package: their absence is a packaging bug, not a reason to skip.
     assert main(["demo", "-o", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     assert "gain" in printed
