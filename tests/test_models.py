@@ -41,17 +41,18 @@ def test_every_arch_trains_and_every_parameter_gets_gradient(name):
     torch.manual_seed(0)
     model = create(name)
     x = torch.rand(_SHAPES.get(name, (1, 3, 37, 45)))
-    target = torch.rand_like(x)
+    s = ARCHS[name].upscale  # models that compute in low resolution return an s times larger image
+    target = torch.rand(*x.shape[:2], s * x.shape[2], s * x.shape[3])
     # The output layer starts at zero, so at step 0 nothing upstream of it gets
     # a gradient: take one optimiser step first, then check the second backward.
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(2):
         optimizer.zero_grad()
         restored, filters = model(x)
-        assert restored.shape == x.shape and restored.dtype == torch.float32
+        assert restored.shape == target.shape and restored.dtype == torch.float32
         assert (filters is None) == (ARCHS[name].kind == "direct")
         if filters is not None:
-            assert filters.shape == (1, ARCHS[name].kernel ** 2, *x.shape[-2:])
+            assert filters.shape == (1, ARCHS[name].kernel ** 2, *target.shape[-2:])
         F.l1_loss(restored, target).backward()
         optimizer.step()
     for pname, p in model.named_parameters():

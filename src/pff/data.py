@@ -84,7 +84,8 @@ class PairDataset(torch.utils.data.Dataset):
         length: the number of samples an epoch has.
 
     ``dataset[i]`` is ``(degraded, clean)``, two float32 tensors (C, patch,
-    patch) in [0, 1], C = 3 for "rgb" and 1 for "y"; the degraded one holds
+    patch) in [0, 1] (the degraded one ``patch / shrink`` pixels square when
+    the degradation returns a ``shrink`` times smaller image), C = 3 for "rgb" and 1 for "y"; the degraded one holds
     8-bit values (k / 255). The image is chosen uniformly among the usable ones.
 
     Decoded images are cached lazily (decoded on first use) in a plain dict:
@@ -119,6 +120,11 @@ class PairDataset(torch.utils.data.Dataset):
         if not paths:
             raise PffError("expected at least one training image, got none")
         self.degradation = degradation
+        # A degradation may return a smaller image (SR without upsampling): patch and margin
+        # are then multiples of that factor, so the degraded patch is exactly the clean one's footprint.
+        self.shrink = int(getattr(degradation, "shrink", 1))
+        if patch % self.shrink or degradation.margin % self.shrink:
+            raise PffError(f"patch ({patch}) and margin ({degradation.margin}) must be multiples of {self.shrink}")
         self.patch = int(patch)
         self.crop = self.patch + 2 * int(degradation.margin)
         self.channels = channels
@@ -168,12 +174,13 @@ class PairDataset(torch.utils.data.Dataset):
             clean = rgb_to_y(clean)[:, :, None]  # (crop, crop, 1) uint8
         clean = np.ascontiguousarray(clean)
         degraded = self.degradation(clean, rng)
-        if degraded.shape != clean.shape:
-            raise PffError(
-                f"{type(self.degradation).__name__} returned shape {degraded.shape}, expected {clean.shape}"
-            )
+        f = self.shrink
+        expected = (-(-self.crop // f), -(-self.crop // f), clean.shape[2])
+        if degraded.shape != expected:
+            raise PffError(f"{type(self.degradation).__name__} returned shape {degraded.shape}, expected {expected}")
         m, p = (self.crop - self.patch) // 2, self.patch
-        return _to_tensor(degraded[m : m + p, m : m + p]), _to_tensor(clean[m : m + p, m : m + p])
+        low = degraded[m // f : (m + p) // f, m // f : (m + p) // f]  # the clean patch's footprint
+        return _to_tensor(low), _to_tensor(clean[m : m + p, m : m + p])
 
 
 class ValidationSet(PairDataset):

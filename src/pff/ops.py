@@ -31,6 +31,7 @@ __all__ = [
     "expected_flow",
     "filter_flow",
     "filter_flow_reference",
+    "filter_flow_up",
     "identity_filters",
 ]
 
@@ -353,6 +354,43 @@ def filter_flow(
                 image.float(), filters.float(), padding=padding, dilation=dilation
             )
     return _FilterFlowFunction.apply(image, filters, k, dilation, padding)
+
+
+def filter_flow_up(
+    image: torch.Tensor,
+    filters: torch.Tensor,
+    scale: int,
+    *,
+    padding: str = "replicate",
+) -> torch.Tensor:
+    """Filter flow from a low-resolution image to one ``scale`` times larger.
+
+    Args:
+        image: (B, C, h, w) low-resolution, floating point.
+        filters: (B, K*K, scale*h, scale*w): one KxK filter per *output*
+            pixel, read over the low-resolution neighbourhood of the pixel it
+            lies in.
+        scale: integer >= 1.
+        padding: as :func:`filter_flow` (default "replicate").
+
+    Returns:
+        (B, C, scale*h, scale*w) with ``out[b, c, Y, X] = sum_{i,j}
+        w[b, i*K+j, Y, X] * image[b, c, Y//scale + i - K//2, X//scale + j - K//2]``.
+
+    This is :func:`filter_flow` with dilation ``scale`` on the nearest-neighbour
+    upsampling ``U`` of the image (``U[Y, X] = image[Y//s, X//s]``, so
+    ``U[Y + s*(i - r), X + s*(j - r)] = image[Y//s + i - r, X//s + j - r]``):
+    the same fast op and its gradients, and the filters a model returns apply
+    with ``filter_flow`` too. Replicate padding of ``U`` is replicate padding of
+    the image.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"filter_flow_up: scale must be an integer >= 1, got {scale!r}")
+    if not isinstance(image, torch.Tensor) or image.ndim != 4:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"filter_flow_up: image must be a (B, C, h, w) tensor, got {shape}")
+    up = image.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3) if scale > 1 else image  # (B, C, sh, sw)
+    return filter_flow(up, filters, padding=padding, dilation=scale)
 
 
 def filter_flow_reference(

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from torch import nn
@@ -122,6 +123,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.model.kind == "direct" and (self.loss.smoothness or self.loss.sparsity):
             raise PffError("loss.smoothness: filter regularisers need a filter model (model.kind = 'pff')")
+        if self.model.upscale > 1:
+            expected = {"scale": self.model.upscale, "upsample": False}
+            if self.task != "sr" or {k: self.data.degrade.get(k) for k in expected} != expected:
+                raise PffError(
+                    f"model.upscale: a model that upscales by {self.model.upscale} trains on task 'sr' with"
+                    f" data.degrade = {{scale = {self.model.upscale}, upsample = false}}"
+                )
 
     @property
     def card(self) -> ModelCard:
@@ -408,7 +416,7 @@ class Validation:
             for i in range(0, len(pairs), batch)
         ]
         self.every, self.progress = every, progress
-        self.input_psnr = _pooled_psnr([(d, c) for d, c in self.batches])
+        self.input_psnr = _pooled_psnr([(_input_estimate(d, c), c) for d, c in self.batches])
         self.last: float | None = None
 
     def __call__(self, tr: Trainer) -> None:
@@ -428,6 +436,19 @@ class Validation:
             outputs.append((restored.float().cpu(), clean))
         tr.module.train()
         return _pooled_psnr(outputs)
+
+
+def _input_estimate(degraded: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """The degraded batch at the clean one's size: itself, or its MATLAB bicubic upsampling (SR in low resolution)."""
+    if degraded.shape == clean.shape:
+        return degraded
+    from pff.degrade.resize import imresize
+
+    b, c, h, w = degraded.shape
+    stack = degraded.permute(2, 3, 0, 1).reshape(h, w, b * c).double().numpy()  # (h, w, B*C)
+    up = imresize(stack, float(clean.shape[-1] // w))  # (H, W, B*C)
+    up = up.reshape(*up.shape[:2], b, c).transpose(2, 3, 0, 1)  # (B, C, H, W)
+    return torch.from_numpy(np.ascontiguousarray(up)).float()
 
 
 def _pooled_psnr(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:

@@ -203,16 +203,27 @@ def _down_up(image: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class Bicubic:
     """The SR degradation of the paper and PROTOCOL.md: MATLAB bicubic down by
-    ``scale``, round to uint8, bicubic up by ``scale``, round to uint8.
+    ``scale``, round to uint8, then (``upsample``, the paper's model input)
+    bicubic up by ``scale`` and round again. With ``upsample=False`` the
+    degraded image is the low-resolution one itself, ``shrink`` = ``scale``
+    times smaller (the input of models that compute in low resolution).
 
     Deterministic: ``rng`` is accepted for the common interface and unused.
     """
 
     scale: int = 4
+    upsample: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, np.integer)) or self.scale < 1:
             raise PffError(f"expected a positive integer scale, got {self.scale!r}")
+        if not isinstance(self.upsample, bool):
+            raise PffError(f"expected upsample to be true or false, got {self.upsample!r}")
+
+    @property
+    def shrink(self) -> int:
+        """How many times smaller the degraded image is than the clean one (1 or ``scale``)."""
+        return 1 if self.upsample else self.scale
 
     @property
     def margin(self) -> int:
@@ -227,12 +238,16 @@ class Bicubic:
         return None
 
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """(H, W, C) uint8 or float in [0, 255] (rounded first) -> (H, W, C) float32 with integer values.
+        """(H, W, C) uint8 or float in [0, 255] (rounded first) -> (H, W, C) float32 with integer values,
+        or with ``upsample=False`` the (ceil(H / scale), ceil(W / scale), C) low-resolution image.
 
         Sides that are not multiples of ``scale`` are handled like MATLAB (the LR
         side is ceil(H / scale)); the upscaled image is cropped back to (H, W).
         """
         image = to_uint8(check_pixels(clean, self.channels, "Bicubic"))
         h, w = image.shape[:2]
+        if not self.upsample:
+            lr = to_uint8(imresize(image, 1.0 / self.scale))
+            return lr.reshape(lr.shape[:2] + image.shape[2:]).astype(np.float32)
         _, up = _down_up(image, self.scale)
         return up[:h, :w].astype(np.float32)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -72,6 +73,7 @@ class ModelConfig:
     head_width: int = 32
     head_depth: int = 0
     head_kernel: int = 1
+    upscale: int = 1
 
     def __post_init__(self) -> None:
         _require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", f"must be an odd number >= 1, got {self.kernel}")
@@ -90,6 +92,11 @@ class ModelConfig:
         _require(self.head_kernel % 2 == 1, "head_kernel", f"must be odd, got {self.head_kernel}")
         for key in ("shallow_depth", "head_depth"):
             _require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
+        _require(1 <= self.upscale <= 8, "upscale", f"must be an integer in [1, 8], got {self.upscale}")
+        if self.upscale > 1:
+            _require(self.kind == "pff", "upscale", f"needs kind 'pff' (filters), got kind {self.kind!r}")
+            _require(self.head == "full", "upscale", "needs head = 'full' (one filter per output sub-pixel)")
+            _require(self.constraint != "softmax", "upscale", "needs constraint 'none' or 'normalized'")
 
     @staticmethod
     def config_base(values: dict) -> ModelConfig:
@@ -105,7 +112,10 @@ class ModelConfig:
 
     def stream_kwargs(self) -> dict:
         """Keyword arguments of ``TwoStreamPredictor`` taken from this config."""
-        skip = {"arch", "kind", "kernel", "dilation", "constraint", "centre_mass", "prior_spread", "padding", "head", "basis"}
+        skip = {
+            "arch", "kind", "kernel", "dilation", "constraint", "centre_mass", "prior_spread", "padding", "head",
+            "basis", "upscale",
+        }
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
@@ -127,6 +137,27 @@ def softmax_prior(kernel: int, centre_mass: float, spread: float) -> torch.Tenso
         others = torch.cat([logits[:centre], logits[centre + 1 :]])
         logits[centre] = math.log(centre_mass / (1 - centre_mass)) + torch.logsumexp(others, 0)
     return logits.float()
+
+
+def bicubic_phase_filters(kernel: int, scale: int) -> torch.Tensor:
+    """``(K*K, scale, scale)`` filters over a low-resolution KxK neighbourhood that upsample bicubically.
+
+    Output pixel ``(Y, X)`` with phase ``(p, q) = (Y % s, X % s)`` samples the
+    low-resolution image at ``u = (Y + 0.5) / s - 0.5`` (MATLAB's ``imresize``
+    alignment, Keys' cubic with a = -0.5, ``pff.degrade.resize.cubic``); its
+    taps sit at offsets ``-K//2 .. K//2`` from ``Y // s``. With
+    :func:`pff.ops.filter_flow_up` these filters give MATLAB's bicubic
+    upsampling away from the border (needs K >= 5).
+    """
+    from pff.degrade.resize import cubic
+
+    r = kernel // 2
+    taps = np.arange(-r, r + 1, dtype=np.float64)  # (K,) offsets from Y // s
+    phase = (np.arange(scale) + 0.5) / scale - 0.5  # (s,) position of u relative to Y // s
+    w1 = cubic(phase[:, None] - taps[None, :])  # (s, K)
+    w1 /= w1.sum(axis=1, keepdims=True)
+    w2 = w1[:, None, :, None] * w1[None, :, None, :]  # (s_p, s_q, K_i, K_j)
+    return torch.from_numpy(w2.transpose(2, 3, 0, 1).reshape(kernel * kernel, scale, scale).copy()).float()
 
 
 def hermite_basis(kernel: int, count: int) -> torch.Tensor:
@@ -171,8 +202,9 @@ class PFF(nn.Module):
         if config.kind != "pff":
             raise ValueError(f"PFF needs kind='pff', got {config.kind!r}")
         self.config, self.in_channels = config, in_channels
+        self.upscale = config.upscale
         taps = config.kernel**2
-        n_out = config.basis if config.head == "basis" else taps
+        n_out = (config.basis if config.head == "basis" else taps) * config.upscale**2
         self.predictor = TwoStreamPredictor(in_channels, n_out, **config.stream_kwargs())
         if config.head == "basis":
             self.basis = nn.Parameter(hermite_basis(config.kernel, config.basis))  # (N, K*K)
@@ -181,6 +213,11 @@ class PFF(nn.Module):
             # other taps almost no gradient (ModelConfig, tests/test_models.py).
             prior = softmax_prior(config.kernel, config.centre_mass, config.prior_spread)
             self.prior = nn.Parameter(prior)  # (K*K,) logits
+        elif config.upscale > 1:
+            # Identity start of an upscaling model: MATLAB bicubic, one filter per output phase,
+            # in the order pixel_shuffle reads the predictor's channels (tap-major, then phase).
+            start = bicubic_phase_filters(config.kernel, config.upscale).reshape(-1)  # (K*K*s*s,)
+            self.register_buffer("delta", start, persistent=False)
         else:
             delta = torch.zeros(taps)
             delta[taps // 2] = 1.0
@@ -204,6 +241,12 @@ class PFF(nn.Module):
             basis_t = self._basis().T.expand(b, -1, -1)  # (B, K*K, N)
             filters = torch.baddbmm(offset[None, :, None], basis_t, out.reshape(b, c, h * w))  # (B, K*K, H*W)
             filters = filters.view(b, -1, h, w)  # (B, K*K, H, W)
+        elif self.upscale > 1:
+            s = self.upscale
+            if self.config.constraint == "normalized":
+                phases = out.view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w)
+                out = (phases - phases.mean(dim=1, keepdim=True)).view(b, c, h, w)  # corrections sum to 0
+            filters = F.pixel_shuffle(out + offset[None, :, None, None], s)  # (B, K*K, s*h, s*w)
         else:
             if self.config.constraint == "normalized":
                 out = out - out.mean(dim=1, keepdim=True)  # corrections sum to 0
@@ -223,6 +266,9 @@ class PFF(nn.Module):
                 restored = x32 + apply_basis(x32, out.float(), self._basis(), self.config)
                 return restored, (self.filters_from(out) if return_filters else None)
             filters = self.filters_from(out)
+            if self.upscale > 1:
+                restored = ops.filter_flow_up(x32, filters, self.upscale, padding=self.config.padding)
+                return restored, (filters if return_filters else None)
             restored = ops.filter_flow(x32, filters, padding=self.config.padding, dilation=self.config.dilation)
             return restored, (filters if return_filters else None)
 

@@ -51,6 +51,14 @@ ARCHS: dict[str, ModelConfig] = {
         depths=(2, 2, 2, 2), strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4), taps=32, shallow_width=32,
         shallow_depth=5, embed=16, head_width=289, head_depth=2, head_kernel=3,
     ),
+    # Super-resolution computed in low resolution (set ``upscale``): for every
+    # low-resolution pixel, the full 7x7 filters of its s x s output pixels over
+    # its low-resolution neighbourhood; a wider full-resolution stream than
+    # pff-small, since fine detail is all the network has to work with.
+    "pff-sr": replace(
+        _SMALL, arch="pff-sr", kernel=7, constraint="none", head="full", padding="replicate", upscale=2,
+        shallow_width=32, shallow_depth=3, embed=48, head_width=48,
+    ),
     # The paper's "CNN" baseline: the pff-small network predicting pixels.
     "cnn-small": replace(_SMALL, arch="cnn-small", kind="direct"),
 }  # fmt: skip
