@@ -3,10 +3,11 @@
 ``Restorer.from_pretrained("jpeg").restore(image)`` restores a numpy array or
 PIL image; ``pff restore``, ``pff eval``, ``pff explain`` and ``pff demo`` all
 go through it. It turns the image into the model's channels (RGB, or the
-MATLAB luma for a y model, rounded to the image's bit depth as in training),
+MATLAB luma for a y model),
 upsamples an SR input when the model sharpens a bicubic upsampling, runs the
 model whole or tiled (:mod:`pff.tiling`), and puts the result back in the
-image's layout, dtype and colour.
+image's layout, dtype and colour; ``restore_protocol`` is the same path with
+the benchmark protocols' luma (rounded; a 2-D input is a luma plane).
 
 Strength ``S`` blends every predicted filter with the identity filter.
 Because the filter-flow operator is linear in the filters,
@@ -82,14 +83,15 @@ def _to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.clip(values, 0.0, 1.0).astype(dtype)
 
 
-def _luma(colour: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def _luma(colour: np.ndarray, dtype: np.dtype, *, rounded: bool) -> np.ndarray:
     """MATLAB Y (H, W, 1) float32 in [0, 1] of (H, W, 1|3) pixels (gray: R = G = B).
 
-    For uint8/uint16 the luma is rounded to the image's levels, as the
-    training pairs and the benchmark protocols (``pff.color.rgb_to_y``) make it."""
+    ``rounded``: round to the image's levels (uint8/uint16), as the benchmark
+    protocols (``pff.color.rgb_to_y``) and the training pairs make it. Unrounded,
+    the YCbCr round trip of a restored image is exact (strength 0 returns the input)."""
     top = _MAX_VALUE.get(dtype, 1.0)
     y255 = rgb_to_y_float(colour.astype(np.float64) * (255.0 / top))  # (H, W) in [16, 235]
-    if dtype in _MAX_VALUE:
+    if rounded and dtype in _MAX_VALUE:
         y = np.round(y255 * (top / 255.0)).astype(np.float32) / np.float32(top)
     else:
         y = (y255 / 255.0).astype(np.float32)
@@ -355,23 +357,24 @@ class Restorer:
         return _Pixels(colour, alpha, dtype, pil_mode, array.ndim == 2)
 
     def _to_model(
-        self, colour: np.ndarray, dtype: np.dtype, *, luma_plane: bool = False
+        self, colour: np.ndarray, dtype: np.dtype, *, protocol: bool = False
     ) -> tuple[torch.Tensor, Callable[[np.ndarray], np.ndarray]]:
         """(H, W, 1|3) pixels -> (model input (1, C, H, W) float32 in [0, 1],
         back: model output (H', W', C) -> colour (H', W', 1|3) in [0, 1]).
 
-        ``luma_plane``: the one-channel ``colour`` is a luma plane already (the
-        jpeg benchmark's input), not a gray image."""
+        ``protocol``: a benchmark input (PROTOCOL.md): a one-channel image is a
+        luma plane already (the jpeg benchmark's), not a gray image, and the
+        luma of an RGB image is rounded as the protocols round it."""
         colour01 = colour.astype(np.float32) / np.float32(_MAX_VALUE.get(dtype, 1.0))
         gray = colour.shape[2] == 1
         back: Callable[[np.ndarray], np.ndarray]
         if self.card.channels == "rgb":
             model_in = np.repeat(colour01, 3, axis=2) if gray else colour01
             back = (lambda out: out.mean(axis=2, keepdims=True)) if gray else (lambda out: out)
-        elif gray and luma_plane:
+        elif gray and protocol:
             model_in, back = colour01, (lambda out: out)
         else:
-            model_in = _luma(colour, dtype)
+            model_in = _luma(colour, dtype, rounded=protocol)
             if gray:  # a gray image is R = G = B: Cb = Cr = 128, so only Y changes
                 back = y_to_gray
             else:
@@ -467,7 +470,7 @@ class Restorer:
         The whole image runs at once unless ``tile`` says otherwise.
         """
         pixels = self._prepare(degraded)
-        x, _ = self._to_model(pixels.colour, pixels.dtype, luma_plane=pixels.flat)
+        x, _ = self._to_model(pixels.colour, pixels.dtype, protocol=True)
         out, _ = self._passes(x, None)
         values = out[0].double().numpy() * 255.0  # (C, H, W), clamped to [0, 1] before scaling
         if values.shape[0] == 1:
