@@ -75,10 +75,12 @@ def test_old_cards_without_degrade_get_the_task_default_and_bad_keys_fail():
 def test_requests_a_card_does_not_fit_are_one_line_errors(capsys, tmp_path):
     with pytest.raises(PffError, match=r"^no shipped sr model for scale 2 \(available: 4\)$"):
         default_model("sr", scale=2)
+    from pff.io import write_image
+
+    write_image(tmp_path / "x.png", sample("sr"))
     assert main(["eval", "--task", "sr", "--scale", "2", "--data", str(tmp_path), "--model", "sr-x4"]) != 0
     assert "pff: error: model 'sr-x4' is trained for sr scale 4, not 2" in capsys.readouterr().err
-    (tmp_path / "a.png").write_bytes(b"")
-    assert main(["restore", str(tmp_path / "a.png"), "--task", "sr", "--scale", "2", "-o", str(tmp_path / "b.png")]) != 0
+    assert main(["restore", str(tmp_path / "x.png"), "--task", "sr", "--scale", "2", "-o", str(tmp_path / "b.png")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["pff: error: no shipped sr model for scale 2 (available: 4)"]
     with pytest.raises(PffError, match="restores 'jpeg', not 'sr'"):
