@@ -299,7 +299,7 @@ class Restorer:
                    disable=None if self.progress and count > 1 else True)  # fmt: skip
         with bar:
             restored, other = tiled(
-                lambda t: self._net(t, extra), x, tile=tile, halo=self.halo, align=self.align,
+                lambda t: self._net(t, extra), x, tile=tile, halo=0 if tile is None else self.halo, align=self.align,
                 upscale=self.upscale, out=[None, out], progress=bar.update,
             )  # fmt: skip
         assert restored is not None
