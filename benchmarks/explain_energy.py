@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from pff.errors import PffError
 from pff.evaluate import build_benchmark
-from pff.explain import FilterPCA, explain_input, load_explainable, to_model_channels
+from pff.explain import FilterPCA, explain_image, load_explainable
 
 _ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "test"
 PAPER = {"deblur": "99.65", "jpeg": "99.99", "sr": "99.99"}
@@ -45,11 +45,11 @@ def machine() -> str:
             f"python {platform.python_version()}")  # fmt: skip
 
 
-def _accumulate(model, card, benchmark, limit: int | None, accumulators: list[FilterPCA]) -> int:
+def _accumulate(restorer, benchmark, limit: int | None, accumulators: list[FilterPCA]) -> int:
     items = benchmark.items[:limit] if limit else benchmark.items
     for item in tqdm(items, desc=benchmark.data.name, unit="img", file=sys.stderr, leave=False):
         degraded, _ = item.load()
-        expl = explain_input(model, card, to_model_channels(degraded, card.channels), name=item.name)
+        expl = explain_image(restorer, degraded, name=item.name)  # the path of pff restore / pff explain
         for acc in accumulators:
             acc.add(expl.filters)
     return len(items)
@@ -57,12 +57,13 @@ def _accumulate(model, card, benchmark, limit: int | None, accumulators: list[Fi
 
 def rows_for(spec: str, root: Path, limit: int | None, components: int, device: str) -> list[list[str]]:
     """One table row per benchmark set of the model's task (plus the sets pooled, for sr)."""
-    model, card = load_explainable(spec, device=device)
+    restorer = load_explainable(spec, device=device)
+    card = restorer.card
     pooled = FilterPCA()
     rows, images = [], 0
     for label, folder, kwargs in SETS[card.task]:
         acc = FilterPCA()
-        n = _accumulate(model, card, build_benchmark(card.task, root / folder, **kwargs), limit, [acc, pooled])
+        n = _accumulate(restorer, build_benchmark(card.task, root / folder, **kwargs), limit, [acc, pooled])
         images += n
         rows.append(_row(spec, card, label, n, acc, components))
     if len(SETS[card.task]) > 1:

@@ -114,9 +114,9 @@ def test_report_of_a_model_shows_the_models_filter(browser, tmp_path):
         for p in model.predictor.out.parameters():
             p.copy_(0.3 * torch.randn(p.shape))
     save(model, ModelCard(task="jpeg", channels="y", model=model.config), tmp_path / "m")
-    model, card = load_explainable(tmp_path / "m", "jpeg")
+    restorer = load_explainable(tmp_path / "m", "jpeg")
     image = (np.random.default_rng(1).random((18, 22, 3)) * 255).astype(np.uint8)
-    expl = explain_image(model, card, image, name="photo")
+    expl = explain_image(restorer, image, name="photo")
     report = tmp_path / "report.html"
     report.write_text(render_report([ImageSection(expl), ImageSection(expl)]), encoding="utf-8")
     _open(browser, report)

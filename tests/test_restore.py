@@ -10,14 +10,8 @@ from pff.errors import PffError
 from pff.models import ModelCard, create, save
 from pff.ops import filter_flow
 from pff.color import rgb_to_ycbcr, ycbcr_to_rgb
-from pff.restore import (
-    Restorer,
-    axis_spans,
-    output_paths,
-    predictor_receptive_field,
-    receptive_field,
-    restore_file,
-)
+from pff.restore import Restorer, output_paths, restore_file
+from pff.tiling import axis_spans, predictor_receptive_field, receptive_field
 
 
 def _randomised(arch="pff-tiny", channels="rgb", seed=0, **overrides):
@@ -190,7 +184,7 @@ def test_pil_modes_round_trip():
 
 
 def test_sr_upsamples_colour_and_alpha():
-    restorer = _restorer(task="sr", channels="y", scale=4, strength=0.0)
+    restorer = _restorer(task="sr", channels="y", strength=0.0)
     low = _image(10, 7, 4)
     out = restorer.restore(low)
     assert out.shape == (40, 28, 4)

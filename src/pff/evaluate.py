@@ -7,12 +7,15 @@ A benchmark is a folder turned into a list of items, each able to produce its
 - jpeg: clean images; target = MATLAB Y (uint8), degraded = that Y encoded as
   a grayscale IJG JPEG at the given quality and decoded.
 - sr: clean images; target = the image cropped to a multiple of the scale
-  (gray treated as RGB), degraded = the bicubic upsampling of its bicubic
-  downsampling (the paper's model input).
+  (gray treated as RGB), degraded = its rounded bicubic downsampling (the
+  low-resolution image). The baseline is its rounded bicubic upsampling
+  (``pff.degrade.upsample``), which is also what a model that sharpens
+  upsampled images is given (by :class:`pff.restore.Restorer`).
 
 A restorer is any callable ``restore(degraded) -> restored``: uint8 in, float
 in [0, 255] out, (H, W, 3) RGB or (H, W) Y. ``restore=None`` scores the
-degraded input itself, the baseline row of every table.
+degraded input itself (for sr its upsampling), the baseline row of every
+table. :func:`model_restorer` makes one from a model, through the Restorer.
 
 Protocols: for deblur, "paper" is the official PFF evaluation code's recipe
 and "standard" the common rules (Y, Gaussian SSIM, no crop). For jpeg and sr
@@ -34,13 +37,13 @@ import numpy as np
 from tqdm import tqdm
 
 from pff.color import rgb_to_y
+from pff.degrade import TASKS
 from pff.degrade.jpeg import check_quality, jpeg_roundtrip
-from pff.degrade.resize import modcrop, sr_pair
+from pff.degrade.resize import modcrop, sr_pair, upsample
 from pff.errors import PffError
 from pff.io import list_images, read_image
 from pff.metrics import Score, score_paper_deblur, score_standard
 
-TASKS: tuple[str, ...] = ("deblur", "jpeg", "sr")
 PROTOCOLS: tuple[str, ...] = ("paper", "standard")
 
 Restorer = Callable[[np.ndarray], np.ndarray]
@@ -64,6 +67,10 @@ class Benchmark:
     items: tuple[Item, ...]
     quality: int | None = None
     scale: int | None = None
+
+    def baseline(self, degraded: np.ndarray) -> np.ndarray:
+        """The degraded input as scored without a model: for sr, its bicubic upsampling."""
+        return degraded if self.scale is None else upsample(degraded, self.scale)
 
 
 def _name(path: Path, folder: Path) -> str:
@@ -149,13 +156,13 @@ def _sr_load(path: Path, scale: int) -> tuple[np.ndarray, np.ndarray]:
     if min(image.shape[:2]) < scale:
         raise PffError(f"cannot make a x{scale} pair of '{path}': the image is smaller than {scale} pixels")
     hr = modcrop(image, scale)
-    _, up = sr_pair(hr, scale=scale)
-    return up, hr
+    lr, _ = sr_pair(hr, scale=scale)
+    return lr, hr
 
 
 def sr_benchmark(folder: str | os.PathLike[str], scale: int = 4) -> Benchmark:
     """Super-resolution: target = HR (H, W, 3) uint8 cropped to a multiple of ``scale``,
-    degraded = the rounded bicubic upsampling of the rounded bicubic downsampling."""
+    degraded = its rounded bicubic downsampling (H / scale, W / scale, 3) uint8."""
     scale = check_scale(scale)
     folder = Path(folder)
     items = tuple(Item(_name(p, folder), lambda p=p: _sr_load(p, scale)) for p in list_images(folder))
@@ -243,9 +250,9 @@ class EvalResult:
         return out
 
 
-def _score_one(item: Item, restore: Restorer | None, score: Scorer) -> ImageRecord:
+def _score_one(benchmark: Benchmark, item: Item, restore: Restorer | None, score: Scorer) -> ImageRecord:
     degraded, target = item.load()
-    restored = degraded if restore is None else restore(degraded)
+    restored = benchmark.baseline(degraded) if restore is None else restore(degraded)
     try:
         result = score(restored, target)
     except (PffError, ValueError) as err:
@@ -264,7 +271,7 @@ def evaluate(
     """Restore and score every image of ``benchmark``.
 
     restore: ``degraded uint8 -> restored float in [0, 255]`` ((H, W, 3) RGB or
-    (H, W) Y), or None to score the degraded input itself. ``model`` is the
+    (H, W) Y), or None to score the degraded input itself (:meth:`Benchmark.baseline`). ``model`` is the
     name recorded in the result. The progress bar goes to stderr and only
     shows on a terminal (and when ``progress`` is true).
     """
@@ -280,7 +287,7 @@ def evaluate(
     )
     with bar:
         for item in bar:
-            records.append(_score_one(item, restore, score))
+            records.append(_score_one(benchmark, item, restore, score))
     return EvalResult(
         task=benchmark.task,
         data=str(benchmark.data),
@@ -305,58 +312,12 @@ def format_table(result: EvalResult) -> str:
     return "\n".join(rows)
 
 
-def _load_model(spec: str, device: str) -> tuple[Any, Any]:
-    try:
-        from pff import models
-    except ModuleNotFoundError as err:
-        if err.name not in ("pff.models", "pff"):
-            raise
-        raise PffError(f"cannot load model '{spec}': this installation of pff has no models yet") from err
-    try:
-        return models.load(spec, device=device)
-    except PffError as err:
-        raise PffError(f"cannot load model '{spec}': {err}") from err
-    except (OSError, ValueError, KeyError) as err:
-        raise PffError(f"cannot load model '{spec}': {err}") from err
+def model_restorer(spec: str, task: str, *, scale: int | None = None, device: str = "cpu") -> Restorer:
+    """A restorer from a shipped model name or a model folder: :meth:`pff.restore.Restorer.restore_protocol`.
 
-
-def model_restorer(spec: str, task: str, *, device: str = "cpu") -> Restorer:
-    """A restorer from a shipped model name or a model folder (``pff.models.load``).
-
-    The model must be trained for ``task``. A Y-channel model on an RGB input
-    gets the image's MATLAB Y and returns (H, W) Y, which is what the standard
-    protocol scores; an RGB model on a Y input (jpeg) gets R = G = B and its
-    channel mean is returned. The whole image is restored at once, by
-    :meth:`pff.restore.Restorer.run` (``tile=0``), the inference path of
-    ``pff restore``.
+    The model's card must fit ``task`` (and ``scale`` for sr; None accepts
+    the card's). The whole image is restored at once (``tile=0``).
     """
-    import torch
-
     from pff.restore import Restorer as ModelRestorer
 
-    model, config = _load_model(spec, device)
-    model_task = getattr(config, "task", None)
-    if model_task != task:
-        raise PffError(f"model '{spec}' restores {model_task!r}, not {task!r}")
-    channels = getattr(config, "channels", None)
-    if channels not in ("rgb", "y"):
-        raise PffError(f"model '{spec}' has unknown channels {channels!r} (expected 'rgb' or 'y')")
-    runner = ModelRestorer(model, config, device=device, tile=0)
-
-    def restore(degraded: np.ndarray) -> np.ndarray:
-        x = degraded
-        if channels == "y" and x.ndim == 3:
-            x = rgb_to_y(x)  # (H, W)
-        gray_into_rgb = channels == "rgb" and x.ndim == 2
-        if gray_into_rgb:
-            x = np.repeat(x[..., None], 3, axis=2)  # (H, W, 3)
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / 255.0)
-        t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]  # (1, C, H, W)
-        out, _ = runner.run(t)
-        out = out[0].double().numpy() * 255.0  # (C, H, W), already clamped to [0, 1]
-        if out.shape[0] == 1:
-            return out[0]  # (H, W)
-        out = out.transpose(1, 2, 0)  # (H, W, 3)
-        return out.mean(axis=2) if gray_into_rgb else out
-
-    return restore
+    return ModelRestorer.from_pretrained(spec, task=task, scale=scale, device=device, tile=0).restore_protocol

@@ -133,7 +133,7 @@ class RunConfig:
 
     @property
     def card(self) -> ModelCard:
-        return ModelCard(task=self.task, channels=self.channels, model=self.model)
+        return ModelCard(task=self.task, channels=self.channels, model=self.model, degrade=dict(self.data.degrade))
 
 
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] = ()) -> RunConfig:

@@ -17,11 +17,11 @@ import numpy as np
 
 from pff.errors import PffError
 
-# (task, shipped model, what the input is)
-DEMOS: tuple[tuple[str, str, str], ...] = (
-    ("deblur", "deblur", "motion blur"),
-    ("jpeg", "jpeg", "JPEG q20"),
-    ("sr", "sr-x4", "bicubic x4"),
+# (task, what the input is); each task's default shipped model restores it.
+DEMOS: tuple[tuple[str, str], ...] = (
+    ("deblur", "motion blur"),
+    ("jpeg", "JPEG q20"),
+    ("sr", "bicubic x4"),
 )
 _SEED = 7
 
@@ -46,7 +46,7 @@ def sample(task: str) -> np.ndarray:
 
 
 def degrade(task: str, clean: np.ndarray) -> np.ndarray:
-    """The demo input: (H, W, 3) uint8; for sr the (H/4, W/4, 3) low-resolution image."""
+    """The demo input: (H, W, 3) uint8; for sr the (H/4, W/4, 3) low-resolution image (the default sr model's scale)."""
     from pff.degrade import Jpeg, MotionBlur, imresize, to_uint8
 
     rng = np.random.default_rng(_SEED)
@@ -73,24 +73,28 @@ def _side_by_side(panels: list[np.ndarray], gap: int = 4) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pff.degrade import upsample
     from pff.flowviz import flow_to_rgb
     from pff.io import write_image
-    from pff.restore import Restorer, _upscale, check_device
+    from pff.models import default_model
+    from pff.restore import Restorer, check_device
 
     check_device(args.device)
     out = Path(args.out)
     restorers = {}
-    for task, name, _ in DEMOS:  # fail before any work if a model is missing
+    for task, _ in DEMOS:  # fail before any work if a model is missing
         try:
-            restorers[task] = Restorer.from_pretrained(name, device=args.device)
+            name = default_model(task)
+            restorers[task] = (name, Restorer.from_pretrained(name, task=task, device=args.device))
         except PffError as err:
-            raise PffError(f"pff demo needs the shipped model '{name}': {err}") from err
+            raise PffError(f"pff demo needs a shipped {task} model: {err}") from err
     print(f"{'task':<8}{'input':<13}{'model':<8}{'PSNR in':>9}{'PSNR out':>10}{'gain':>8}  picture")
-    for task, name, what in DEMOS:
+    for task, what in DEMOS:
+        name, restorer = restorers[task]
         clean = sample(task)
         degraded = degrade(task, clean)
-        restored, flow = restorers[task].restore_with_flow(degraded)
-        shown = _upscale(degraded, 4, np.dtype(np.uint8)) if task == "sr" else degraded
+        restored, flow = restorer.restore_with_flow(degraded)
+        shown = upsample(degraded, restorer.card.scale) if task == "sr" else degraded
         before, after = _psnr(shown, clean), _psnr(restored, clean)
         picture = out / f"{task}.png"
         write_image(picture, _side_by_side([shown, restored, flow_to_rgb(flow), clean]))

@@ -4,13 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pff.degrade import TASKS
 from pff.errors import PffError
 
-# The shipped model each task is scored with when --model is not given
-# (--model none scores the degraded input: the baseline row).
-DEFAULT_MODELS: dict[str, str] = {"deblur": "deblur", "jpeg": "jpeg", "sr": "sr-x4"}
-
-_TASKS = ("deblur", "jpeg", "sr")
 _PROTOCOLS = ("paper", "standard")
 
 
@@ -24,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "clean images, degraded here. --model none scores the degraded input itself."
         ),
     )
-    parser.add_argument("--task", required=True, choices=_TASKS, help="restoration task")
+    parser.add_argument("--task", required=True, choices=tuple(TASKS), help="restoration task")
     parser.add_argument("--data", required=True, metavar="DIR", help="benchmark folder")
     parser.add_argument("--quality", metavar="Q", help="JPEG quality 1-100 (required for --task jpeg)")
     parser.add_argument("--scale", metavar="S", help="super-resolution scale (--task sr; default 4)")
@@ -38,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         metavar="NAME|PATH|none",
-        help="shipped model name, model folder, or 'none' for the degraded input (default: the task's shipped model: deblur, jpeg or sr-x4)",
+        help="shipped model name, model folder, or 'none' for the degraded input "
+        "(default: the task's shipped model; for sr, the one of --scale)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.set_defaults(run=run)
@@ -59,12 +56,13 @@ def _int_option(value: str | None, option: str, task: str, wanted_task: str) -> 
 def run(args: argparse.Namespace) -> int:
     from pff.evaluate import build_benchmark, evaluate, format_table, model_restorer
     from pff.io import write_json_atomic
+    from pff.models import default_model
 
     quality = _int_option(args.quality, "--quality", args.task, "jpeg")
     scale = _int_option(args.scale, "--scale", args.task, "sr")
     benchmark = build_benchmark(args.task, args.data, quality=quality, scale=scale)
-    model = args.model or DEFAULT_MODELS[args.task]
-    restore = None if model == "none" else model_restorer(model, args.task)
+    model = args.model or default_model(args.task, scale=benchmark.scale)
+    restore = None if model == "none" else model_restorer(model, args.task, scale=benchmark.scale)
     result = evaluate(benchmark, restore, protocol=args.protocol, model=model)
     print(format_table(result))
     if args.json:

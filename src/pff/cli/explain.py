@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pff.degrade import TASKS
 from pff.errors import PffError
-
-_TASKS = ("deblur", "jpeg", "sr")
 
 _DESCRIPTION = """\
 Run a PFF model on images and show its per-pixel filters: for each image the
@@ -19,10 +18,14 @@ summary.json and report.html (self-contained, opens offline, with a pixel
 inspector) into -o DIR.
 
 Inputs are what the model restores: deblur a blurry image, jpeg a compressed
-image, sr the LOW-resolution image, which is upsampled by --scale with MATLAB
-bicubic (as the benchmarks make SR inputs) before the model sees it; --at
-coordinates are in that upsampled frame. A Y-channel model gets the luma of
-an RGB image."""
+image, sr the LOW-resolution image. Every image goes through the same path
+as pff restore (the Restorer): an sr model that sharpens upsampled images
+gets the MATLAB bicubic upsampling by its scale (--scale picks the shipped
+model of that scale), and --at coordinates are in the output frame; a
+Y-channel model gets the luma of an RGB image. Images of any size work: the
+model runs in tiles and each tile's filters go straight to a temporary file,
+so memory is bounded by the tile size; the PCA reads every filter, k-means
+is fitted on --samples of them."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,21 +37,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add = parser.add_argument
     add("images", nargs="+", metavar="IMAGE", help="input image files")
-    add("--task", required=True, choices=_TASKS, help="restoration task")
+    add("--task", required=True, choices=tuple(TASKS), help="restoration task")
     add("--model", metavar="NAME|PATH", help="shipped model name or model folder (default: the task's shipped model)")
     add("-o", "--out", required=True, metavar="DIR", help="output folder")
     add("--at", action="append", default=[], metavar="X,Y",
         help="show the filter of this pixel (repeatable); default: --salient pixels chosen automatically")
     add("--salient", type=int, default=6, metavar="N", help="pixels to choose when --at is not given (default 6)")
-    add("--scale", type=int, default=4, metavar="S", help="sr only: upsampling factor of the input (default 4)")
+    add("--scale", type=int, metavar="S", help="sr only: the scale of the input, picks the shipped model (default 4)")
     add("--clusters", type=int, default=400, metavar="K", help="k-means clusters, 0 to skip k-means (default 400)")
     add("--samples", type=int, default=100_000, metavar="N",
         help="filters k-means is fitted on, sampled evenly over the images (default 100000)")
     add("--seed", type=int, default=0, help="seed of the k-means sample, k-means and t-SNE (default 0)")
     add("--crop", metavar="X,Y,W,H", help="explain only this region of each image (input pixels; for sr, low-resolution ones)")
-    add("--max-megapixels", type=float, default=2.0, metavar="MP",
-        help="refuse larger images at the model's input: every pixel's filter is kept"
-        " (17x17 filters: peak memory about 2.7 GB at 1 MP, 9.5 GB at 3.9 MP); default 2")
+    add("--tile", type=int, default=256, metavar="N",
+        help="tile size in input pixels; memory grows with its square (default 256)")
     add("--device", default="cpu", help="torch device (default cpu)")
     parser.set_defaults(run=run)
 
@@ -75,47 +77,41 @@ def parse_crop(text: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
-def _prepare(path: str, crop: tuple[int, int, int, int] | None, scale: int, max_mp: float):
-    """``(name, image)`` read from ``path``, cropped, and checked against the size limit."""
-    from pff.io import read_image
+def _prepare(path: str, crop: tuple[int, int, int, int] | None) -> tuple[str, object]:
+    """``(name, image)`` read from ``path`` and cropped."""
+    from pff.io import read_picture
 
-    image = read_image(path)  # (H, W, 3) uint8
+    image = read_picture(path).pixels
     name = Path(path).stem
     if crop is not None:
         x, y, w, h = crop
         if x + w > image.shape[1] or y + h > image.shape[0]:
             raise PffError(f"--crop {x},{y},{w},{h} is outside '{name}' ({image.shape[1]}x{image.shape[0]})")
         image = image[y : y + h, x : x + w]
-    megapixels = image.shape[0] * image.shape[1] * scale**2 / 1e6
-    if megapixels > max_mp:
-        raise PffError(
-            f"'{name}' is {megapixels:.1f} MP at the model's input and pff explain keeps every pixel's filter:"
-            f" pass --crop X,Y,W,H (or raise --max-megapixels above {max_mp:g})"
-        )
     return name, image
 
 
 def run(args: argparse.Namespace) -> int:
-    from pff.cli.eval import DEFAULT_MODELS
     from pff.explain import explain_images, load_explainable
+    from pff.models import default_model
 
     points = [parse_point(p) for p in args.at]
     for option, value, low in (("--salient", args.salient, 1), ("--clusters", args.clusters, 0),
-                               ("--samples", args.samples, 1), ("--scale", args.scale, 2)):  # fmt: skip
+                               ("--samples", args.samples, 1), ("--tile", args.tile, 0)):  # fmt: skip
         if value < low:
             raise PffError(f"{option} must be >= {low}, got {value}")
-    if not args.max_megapixels > 0:
-        raise PffError(f"--max-megapixels must be > 0, got {args.max_megapixels}")
+    if args.scale is not None and args.task != "sr":
+        raise PffError("--scale applies only to --task sr")
     crop = parse_crop(args.crop) if args.crop else None
-    scale = args.scale if args.task == "sr" else 1
-    images = [_prepare(p, crop, scale, args.max_megapixels) for p in args.images]
-    spec = args.model or DEFAULT_MODELS[args.task]
-    model, card = load_explainable(spec, args.task, device=args.device)
+    images = [_prepare(p, crop) for p in args.images]
+    spec = args.model or default_model(args.task, scale=args.scale)
+    restorer = load_explainable(spec, args.task, scale=args.scale, device=args.device, tile=args.tile)
+    card = restorer.card
     meta = [("model", str(spec)), ("task", args.task), ("channels", card.channels)]
-    if args.task == "sr":
-        meta.append(("input", f"low-resolution image upsampled x{args.scale} (MATLAB bicubic)"))
+    if restorer.input_scale > 1:
+        meta.append(("input", f"low-resolution image upsampled x{restorer.input_scale} (MATLAB bicubic)"))
     explain_images(
-        model, card, images, args.out, task=args.task, scale=args.scale, points=points, salient=args.salient,
+        restorer, images, args.out, points=points, salient=args.salient,
         clusters=args.clusters, max_samples=args.samples, seed=args.seed, meta=meta,
     )  # fmt: skip
     print(Path(args.out) / "report.html")

@@ -6,11 +6,9 @@ import os
 import sys
 from pathlib import Path
 
+from pff.degrade import TASKS
 from pff.errors import PffError
 
-# The shipped model each task uses when --model is not given ({scale} for sr).
-DEFAULT_MODELS: dict[str, str] = {"deblur": "deblur", "jpeg": "jpeg", "sr": "sr-x{scale}"}
-_TASKS = ("deblur", "jpeg", "sr")
 SUFFIX = "-restored"
 
 
@@ -28,10 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add = parser.add_argument
     add("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
-    add("--task", choices=_TASKS, help="what to undo (default: the model's task)")
+    add("--task", choices=tuple(TASKS), help="what to undo (default: the model's task)")
     add("-o", "--output", metavar="OUT", help="output file (one input file) or folder")
     add("--model", metavar="NAME|PATH", help="shipped model name or model folder (default: the task's shipped model)")
-    add("--scale", type=int, default=4, help="super-resolution factor (--task sr; default 4)")
+    add("--scale", type=int, help="super-resolution factor (--task sr; default 4): picks the shipped model of that scale")
     add("--tile", type=int, metavar="N", help="tile size in pixels; 0 = whole image (default: tile images over 1.5 MP)")
     add("--iterations", type=int, default=1, metavar="N", help="passes of the model, each on the last output (2 = the paper's PFF+1)")
     add("--strength", type=float, default=1.0, metavar="S", help="0 = input unchanged ... 1 = the model's output (default 1)")
@@ -42,33 +40,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _restorer(args: argparse.Namespace):  # -> pff.restore.Restorer
+    from pff.models import default_model
     from pff.restore import Restorer, check_device
 
     if args.task is None and args.model is None:
         raise PffError("give --task (to use its shipped model) or --model")
-    if args.task != "sr" and args.scale != 4 and args.task is not None:
+    if args.scale is not None and args.task != "sr":
         raise PffError("--scale applies only to --task sr")
     check_device(args.device)
-    spec = args.model or DEFAULT_MODELS[args.task].format(scale=args.scale)
-    from pff import models
-
-    try:
-        model, card = models.load(spec, device=args.device)
-    except PffError as err:
-        raise PffError(f"cannot load model '{spec}': {err}") from err
-    if args.task is not None and card.task != args.task:
-        raise PffError(f"model '{spec}' restores {card.task!r}, not {args.task!r}")
-    return Restorer(
-        model,
-        card,
-        device=args.device,
-        tile=args.tile,
-        iterations=args.iterations,
-        strength=args.strength,
-        scale=args.scale,
-        precision=args.precision,
-        progress=True,
-    )
+    spec = args.model or default_model(args.task, scale=args.scale)
+    options = dict(tile=args.tile, iterations=args.iterations, strength=args.strength, precision=args.precision)
+    return Restorer.from_pretrained(spec, task=args.task, scale=args.scale, device=args.device, progress=True, **options)
 
 
 def _flow_paths(

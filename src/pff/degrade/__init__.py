@@ -26,7 +26,7 @@ from pff.degrade.blur import (
 from pff.degrade.jpeg import Jpeg, jpeg_roundtrip
 from pff.degrade.noise import add_gaussian_noise
 from pff.degrade.quantize import quantize, to_uint8
-from pff.degrade.resize import Bicubic, imresize, modcrop, sr_pair
+from pff.degrade.resize import Bicubic, imresize, modcrop, sr_pair, upsample
 from pff.errors import PffError
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "random_motion_kernel",
     "sr_pair",
     "to_uint8",
+    "upsample",
 ]
 
 
@@ -71,6 +72,7 @@ class Degradation(Protocol):
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
 
 
+# The table of tasks: each one's degradation. Models, benchmarks and the CLI take their task names from here.
 TASKS: dict[str, type] = {"deblur": MotionBlur, "jpeg": Jpeg, "sr": Bicubic}
 
 

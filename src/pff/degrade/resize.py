@@ -197,7 +197,24 @@ def sr_pair(hr: np.ndarray, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
 def _down_up(image: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (H, W[, C]) -> (LR uint8 (ceil(H/s), ceil(W/s)[, C]), up uint8 (s*ceil(H/s), ...)), rounding both times."""
     lr = to_uint8(imresize(image, 1.0 / scale))
-    return lr, to_uint8(imresize(lr, float(scale)))
+    return lr, upsample(lr, scale)
+
+
+_TOP = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+def upsample(image: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB bicubic upsampling by ``scale``, rounded back to the input's dtype: the input of an SR
+    model that sharpens the upsampled image (and the ``--model none`` baseline).
+
+    image: (H, W[, C]) uint8 or uint16 (clamped, rounded half up) or float in
+    [0, 1] (clamped). Returns (scale*H, scale*W[, C]) of the same dtype.
+    """
+    image = np.asarray(image)
+    up = imresize(image, float(scale))
+    if image.dtype in _TOP:
+        return np.floor(np.clip(up, 0.0, _TOP[image.dtype]) + 0.5).astype(image.dtype)
+    return np.clip(up, 0.0, 1.0).astype(image.dtype)
 
 
 @dataclass(frozen=True)

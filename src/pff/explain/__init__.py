@@ -3,7 +3,7 @@
 Every piece is a plain function on numpy arrays of per-pixel filters
 ``(K*K, H, W)`` (the layout of :mod:`pff.ops`):
 
-- :func:`explain_image` runs a model on an image: input, output, filters.
+- :func:`explain_image` runs a model on an image through the Restorer: input, output, filters.
 - :func:`flow_field`, :func:`flow_to_rgb`, :func:`filter_entropy`,
   :func:`filter_spread`, :func:`salient_pixels`: per-pixel maps.
 - :func:`filter_pca`, :class:`FilterPCA`, :func:`pca_loadings`: eigenfilters,
@@ -14,7 +14,7 @@ Every piece is a plain function on numpy arrays of per-pixel filters
 - :func:`render_report`, :func:`explain_images`: the HTML report and the
   whole ``pff explain`` run.
 
-matplotlib and scikit-learn (the ``explain`` extra) are imported only by the
+matplotlib and scikit-learn (regular dependencies) are imported only by the
 functions that draw or cluster.
 """
 from __future__ import annotations
@@ -36,14 +36,7 @@ from pff.explain.flow import (
     flow_to_rgb,
     salient_pixels,
 )
-from pff.explain.inference import (
-    Explanation,
-    explain_image,
-    explain_input,
-    load_explainable,
-    model_input,
-    to_model_channels,
-)
+from pff.explain.inference import Explanation, explain_image, load_explainable
 from pff.explain.pca import FilterPCA, PCAResult, filter_pca, pca_loadings
 from pff.explain.pipeline import ExplainResult, explain_images
 from pff.explain.report import ImageSection, inspector_data, render_report
@@ -61,7 +54,6 @@ __all__ = [
     "colour_chart",
     "explain_image",
     "explain_images",
-    "explain_input",
     "filter_at",
     "filter_entropy",
     "filter_pca",
@@ -72,9 +64,7 @@ __all__ = [
     "inspector_data",
     "layout_colours",
     "load_explainable",
-    "model_input",
     "pca_loadings",
     "render_report",
     "salient_pixels",
-    "to_model_channels",
 ]

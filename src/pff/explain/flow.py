@@ -69,8 +69,13 @@ def flow_field(filters: np.ndarray, *, dilation: int = 1) -> np.ndarray:
     reads from.
     """
     filters = check_filters(filters, "flow_field")
-    flow = ops.expected_flow(torch.from_numpy(np.array(filters, dtype=np.float32))[None], dilation=dilation)
-    return flow[0].numpy()  # (2, H, W)
+    taps, h, w = filters.shape
+    rows = max(1, _BAND_VALUES // max(taps * w, 1))
+    flow = np.empty((2, h, w), dtype=np.float32)
+    for r in range(0, h, rows):  # bands of rows: a memory-mapped image is never copied whole
+        band = torch.from_numpy(np.array(filters[:, r : r + rows], dtype=np.float32))[None]  # (1, K*K, h', W)
+        flow[:, r : r + rows] = ops.expected_flow(band, dilation=dilation)[0].numpy()
+    return flow
 
 
 def _weights(filters: np.ndarray) -> np.ndarray:

@@ -130,5 +130,10 @@ def pca_loadings(filters: np.ndarray, pca: PCAResult, n: int = 6) -> np.ndarray:
     if filters.shape[0] != pca.components.shape[1]:
         raise PffError(f"pca_loadings: filters have {filters.shape[0]} taps, the PCA {pca.components.shape[1]}")
     kk, h, w = filters.shape
-    centred = filters.reshape(kk, h * w) - pca.mean[:, None].astype(np.float32)  # (K*K, H*W)
-    return (pca.components[:n].astype(np.float32) @ centred).reshape(-1, h, w)
+    components, mean = pca.components[:n].astype(np.float32), pca.mean[:, None, None].astype(np.float32)
+    maps = np.empty((len(components), h, w), dtype=np.float32)
+    rows = max(1, _CHUNK // max(w, 1))
+    for r in range(0, h, rows):  # bands of rows: a memory-mapped image is never copied whole
+        centred = filters[:, r : r + rows] - mean  # (K*K, h', W)
+        maps[:, r : r + rows] = np.tensordot(components, centred, axes=1)
+    return maps

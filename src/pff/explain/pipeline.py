@@ -1,10 +1,13 @@
 """``pff explain`` as a library call: images -> figures (PNG) + report.html + summary.json.
 
-Each image's filters go to a temporary ``.npy`` file (memory-mapped) as the
-model produces them, so explaining a whole test set holds one image's
-filters in memory at a time; the PCA is accumulated on the way, the k-means
-sample drawn from the files, and the per-image figures that need them
-(loadings, nearest centroid) are drawn in a second pass.
+Each image goes through the Restorer (:func:`explain_image`), which streams
+its filters tile by tile into a temporary ``.npy`` file (memory-mapped), so
+neither one large image nor a whole test set is ever held in memory as
+filters; the PCA is accumulated from the files in blocks, the k-means sample
+(``max_samples`` filters, drawn uniformly without replacement with the seed,
+the same number from every image) read from them, and the per-image figures
+that need the PCA or the centroids (loadings, nearest centroid) are drawn in
+a second pass, again in bands of rows.
 """
 from __future__ import annotations
 
@@ -13,11 +16,12 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from pff.errors import PffError
@@ -70,13 +74,10 @@ def _check_points(points: Sequence[tuple[int, int]], expl: Explanation) -> None:
 
 
 def explain_images(
-    model: Any,
-    card: Any,
+    restorer: Any,
     images: Sequence[tuple[str, np.ndarray]],
     out_dir: str | os.PathLike[str],
     *,
-    task: str | None = None,
-    scale: int = 4,
     points: Sequence[tuple[int, int]] = (),
     salient: int = 6,
     clusters: int = 400,
@@ -87,7 +88,8 @@ def explain_images(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> ExplainResult:
-    """Explain ``images`` ((name, (H, W[, 3]) uint8) pairs) with ``model`` and write everything to ``out_dir``.
+    """Explain ``images`` ((name, image as ``Restorer.restore`` takes it) pairs) with ``restorer``
+    (a :class:`pff.restore.Restorer` of a filter model) and write everything to ``out_dir``.
 
     Per image (a folder named after it): flow.png, shape.png, filters.png
     (``points`` (x, y) or, when none are given, ``salient`` chosen ones),
@@ -109,8 +111,10 @@ def explain_images(
         stored: list[Explanation] = []
         for i, ((name, image), folder) in enumerate(zip(images, folders)):
             log(f"pff explain: [{i + 1}/{len(images)}] {name}")
-            expl = explain_image(model, card, image, task=task, scale=scale, name=name)
-            expl = replace(expl, filters=_to_disk(expl.filters, Path(tmp) / f"{i}.npy"))
+            size = restorer.output_size(*np.shape(image)[:2])
+            kernel = restorer.card.model.kernel
+            store = open_memmap(Path(tmp) / f"{i}.npy", mode="w+", dtype=np.float32, shape=(kernel**2, *size))
+            expl = explain_image(restorer, image, name=name, filters_out=store)
             stored.append(expl)
             pca_acc.add(expl.filters)
             _check_points(points, expl)
@@ -156,12 +160,6 @@ def explain_images(
     write_json_atomic(out / "summary.json", _summary(folders, images, shown, pca, pca_raw, clustering, components))
     log(f"pff explain: wrote {report}")
     return ExplainResult(out, report, pca, pca_raw, clustering, shown)
-
-
-def _to_disk(filters: np.ndarray, path: Path) -> np.ndarray:
-    """``filters`` written to ``path`` and reopened read-only as a memory map."""
-    np.save(path, filters)
-    return np.load(path, mmap_mode="r")
 
 
 def _summary(

@@ -10,12 +10,16 @@ from pff.models.pff import PFF, DirectCNN, ModelConfig, apply_basis, build_model
 from pff.models.predictor import TwoStreamPredictor
 from pff.models.zoo import (
     ARCHS,
+    TASK_MODELS,
     ModelCard,
     arch_config,
     available,
+    check_card,
     count_parameters,
     create,
+    default_model,
     load,
+    read_card,
     save,
     state_tensors,
 )
@@ -23,6 +27,7 @@ from pff.models.zoo import (
 __all__ = [
     "ARCHS",
     "PFF",
+    "TASK_MODELS",
     "DirectCNN",
     "ModelCard",
     "ModelConfig",
@@ -31,10 +36,13 @@ __all__ = [
     "arch_config",
     "available",
     "build_model",
+    "check_card",
     "count_parameters",
     "create",
+    "default_model",
     "hermite_basis",
     "load",
+    "read_card",
     "save",
     "state_tensors",
 ]

@@ -1,7 +1,9 @@
 """The table of named architectures, and saving/loading trained models.
 
 A trained model is a folder holding ``model.safetensors`` (the weights) and
-``config.json`` (a :class:`ModelCard`: task, channels and the architecture).
+``config.json`` (a :class:`ModelCard`: task, channels, the degradation it
+undoes and the architecture). ``TASK_MODELS`` names the shipped models of
+each task; ``default_model`` picks the one that fits a task and scale.
 Shipped models live in ``pff/models/weights/<name>/``; ``load`` takes such a
 name or any folder of that shape. Weights are only ever read with
 safetensors, never with pickle.
@@ -66,20 +68,96 @@ ARCHS: dict[str, ModelConfig] = {
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What a saved model restores: ``task``, input ``channels`` and its architecture ``model``.
+    """What a saved model restores: ``task``, input ``channels``, the ``degrade`` it undoes, its architecture ``model``.
 
-    ``training`` is the model-card record of how shipped weights were made
-    (config, steps, patches seen, hardware, wall time); empty for a fresh run.
+    ``degrade`` holds the parameters of the task's degradation the model was
+    trained on (the training config's ``[data.degrade]``, as
+    :func:`pff.degrade.for_task` takes them; ``{}`` is the task's default,
+    e.g. ``{"scale": 4}`` for sr). ``training`` is the model-card record of
+    how shipped weights were made (config, steps, patches seen, hardware,
+    wall time); empty for a fresh run.
     """
 
     task: Literal["deblur", "jpeg", "sr"]
     channels: Literal["rgb", "y"]
     model: ModelConfig
+    degrade: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.physics()  # an unknown or bad degradation parameter fails here, naming it
 
     @property
     def in_channels(self) -> int:
         return 3 if self.channels == "rgb" else 1
+
+    def physics(self) -> Any:
+        """The degradation this model undoes (a ``pff.degrade`` object)."""
+        from pff.degrade import for_task
+
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in self.degrade.items()}
+        try:
+            return for_task(self.task, **params)
+        except PffError as err:
+            raise PffError(f"degrade: {err}") from err
+
+    @property
+    def scale(self) -> int:
+        """The SR factor the model was trained for; 1 for tasks that keep the size."""
+        return int(getattr(self.physics(), "scale", 1))
+
+
+# Shipped models of each task (the keys are pff.degrade.TASKS), the default
+# first: a request (task, scale) takes the first shipped one whose card fits.
+TASK_MODELS: dict[str, tuple[str, ...]] = {
+    "deblur": ("deblur", "deblur-cnn"),
+    "jpeg": ("jpeg",),
+    "sr": ("sr-x4", "sr-x2", "sr-x3"),
+}
+
+
+def check_card(card: ModelCard, label: str, *, task: str | None = None, scale: int | None = None,
+               channels: str | None = None) -> None:  # fmt: skip
+    """PffError (one line) unless ``card`` restores ``task`` at ``scale`` with ``channels`` (None: any)."""
+    if task is not None and card.task != task:
+        raise PffError(f"model '{label}' restores {card.task!r}, not {task!r}")
+    if scale is not None and card.scale != scale:
+        raise PffError(f"model '{label}' is trained for {card.task} scale {card.scale}, not {scale}")
+    if channels is not None and card.channels != channels:
+        raise PffError(f"model '{label}' takes {card.channels!r} images, not {channels!r}")
+
+
+def read_card(spec: str | os.PathLike[str]) -> ModelCard:
+    """The card of a shipped name or model folder, without loading the weights."""
+    config = _resolve(str(spec)) / "config.json"
+    if not config.is_file():
+        raise PffError(f"model folder '{config.parent}' has no config.json")
+    try:
+        return card_from_dict(json.loads(config.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as err:
+        raise PffError(f"'{config}' is not valid JSON: {err}") from err
+    except PffError as err:
+        raise PffError(f"'{config}': {err}") from err
+
+
+def default_model(task: str, *, scale: int | None = None) -> str:
+    """The shipped model for ``task`` (and, for sr, ``scale``; default 4): the first of ``TASK_MODELS[task]``
+    that is shipped and whose card fits. PffError naming what is shipped otherwise."""
+    from pff.degrade import TASKS
+
+    if task not in TASKS:
+        raise PffError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+    if task != "sr" and scale not in (None, 1):
+        raise PffError(f"scale applies only to task sr, not {task!r}")
+    want = (4 if scale is None else scale) if task == "sr" else 1
+    shipped = [(name, read_card(name)) for name in TASK_MODELS[task] if name in available()]
+    for name, card in shipped:
+        if card.task == task and card.scale == want:
+            return name
+    if task == "sr":
+        scales = ", ".join(str(s) for s in sorted({c.scale for _, c in shipped if c.task == task})) or "none"
+        raise PffError(f"no shipped sr model for scale {want} (available: {scales})")
+    raise PffError(f"no shipped {task} model in this installation")
 
 
 def arch_config(name: str, **overrides: Any) -> ModelConfig:
@@ -102,7 +180,8 @@ def count_parameters(model: nn.Module) -> int:
 
 def card_to_dict(card: ModelCard) -> dict[str, Any]:
     model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(card.model).items()}
-    data = {"format": _FORMAT, "task": card.task, "channels": card.channels, "model": model}
+    degrade = {k: list(v) if isinstance(v, tuple) else v for k, v in card.degrade.items()}
+    data = {"format": _FORMAT, "task": card.task, "channels": card.channels, "degrade": degrade, "model": model}
     if card.training:
         data["training"] = dict(card.training)
     return data
@@ -170,12 +249,7 @@ def load(spec: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
     for path in (weights, config):
         if not path.is_file():
             raise PffError(f"model folder '{folder}' has no {path.name}")
-    try:
-        card = card_from_dict(json.loads(config.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as err:
-        raise PffError(f"'{config}' is not valid JSON: {err}") from err
-    except PffError as err:
-        raise PffError(f"'{config}': {err}") from err
+    card = read_card(folder)
     model = build_model(card.model, card.in_channels)
     try:
         state = st_load(weights.read_bytes())
