@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from pff.color import rgb_to_y_float, rgb_to_ycbcr, y_to_gray, ycbcr_to_rgb
+from pff.degrade.resize import upsample
 from pff.errors import PffError
 from pff.models.blocks import fold_batchnorm
 from pff.tiling import ceil_to, model_upscale, network_stride, receptive_field, tiled
@@ -282,7 +283,8 @@ class Restorer:
             filters[:, k2 // 2] += 1.0 - s  # blend with the identity (delta) filter
         if extra == "filters":
             return [restored, filters]
-        return [restored, expected_flow(filters, dilation=self._config.dilation)]  # (1, 2, h, w)
+        # An upscaling model's taps are s output pixels apart (pff.ops.filter_flow_up).
+        return [restored, expected_flow(filters, dilation=self._config.dilation * self.upscale)]  # (1, 2, h, w)
 
     def _map(
         self, x: torch.Tensor, extra: Literal["filters", "flow"] | None, out: np.ndarray | None = None
@@ -337,8 +339,6 @@ class Restorer:
         """Check and split an image; for an sr model that sharpens upsampled images, upsample it."""
         from PIL import Image
 
-        from pff.degrade.resize import upsample
-
         pil_mode = None
         if isinstance(image, Image.Image):
             image, pil_mode = _pil_to_array(image), image.mode
@@ -353,7 +353,8 @@ class Restorer:
         colour, alpha = _split_alpha(array)
         if self.input_scale > 1:
             colour = upsample(colour, self.input_scale)
-            alpha = None if alpha is None else upsample(alpha, self.input_scale)
+        scale = self.input_scale * self.upscale  # alpha follows the output size, bicubic
+        alpha = None if alpha is None or scale == 1 else upsample(alpha, scale)
         return _Pixels(colour, alpha, dtype, pil_mode, array.ndim == 2)
 
     def _to_model(
@@ -378,9 +379,8 @@ class Restorer:
             if gray:  # a gray image is R = G = B: Cb = Cr = 128, so only Y changes
                 back = y_to_gray
             else:
-                if self.upscale > 1:
-                    raise PffError("an LR-input y model cannot keep the chroma of an RGB image; give it a gray image")
-                ycc = rgb_to_ycbcr(colour01)
+                # An LR-input model restores the luma; the chroma is upsampled bicubically.
+                ycc = rgb_to_ycbcr(colour01 if self.upscale == 1 else upsample(colour01, self.upscale))
 
                 def back(out: np.ndarray) -> np.ndarray:
                     ycc[..., :1] = out
