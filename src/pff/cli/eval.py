@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     quality = _int_option(args.quality, "--quality", args.task, "jpeg")
     scale = _int_option(args.scale, "--scale", args.task, "sr")
     benchmark = build_benchmark(args.task, args.data, quality=quality, scale=scale)
-    model = args.model or DEFAULT_MODELS[args.task]
+    model = args.model if args.model is not None else DEFAULT_MODELS[args.task]
     restore = None if model == "none" else model_restorer(model, args.task)
     result = evaluate(benchmark, restore, protocol=args.protocol, model=model)
     print(format_table(result))

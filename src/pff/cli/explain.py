@@ -36,7 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("images", nargs="+", metavar="IMAGE", help="input image files")
     add("--task", required=True, choices=_TASKS, help="restoration task")
     add("--model", metavar="NAME|PATH", help="shipped model name or model folder (default: the task's shipped model)")
-    add("-o", "--out", required=True, metavar="DIR", help="output folder")
+    add("-o", "--out", required=True, metavar="DIR", help="output folder (new or empty, unless --overwrite)")
+    add("--overwrite", action="store_true", help="write into a folder that already holds files, replacing a report there")
     add("--at", action="append", default=[], metavar="X,Y",
         help="show the filter of this pixel (repeatable); default: --salient pixels chosen automatically")
     add("--salient", type=int, default=6, metavar="N", help="pixels to choose when --at is not given (default 6)")
@@ -75,6 +76,17 @@ def parse_crop(text: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
+def check_out(out: Path, overwrite: bool) -> None:
+    """-o is a new folder that can be made, an empty folder, or (with ``overwrite``) any folder."""
+    from pff.cli.batch import check_folder
+
+    if out.exists() and not out.is_dir():
+        raise PffError(f"-o '{out}' exists and is not a folder (pff explain writes a folder of figures)")
+    if out.is_dir() and not overwrite and any(out.iterdir()):
+        raise PffError(f"-o '{out}' is a folder that already holds files; pass --overwrite to write into it")
+    check_folder(out)
+
+
 def _prepare(path: str, crop: tuple[int, int, int, int] | None, scale: int, max_mp: float):
     """``(name, image)`` read from ``path``, cropped, and checked against the size limit."""
     from pff.io import read_image
@@ -107,9 +119,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.max_megapixels > 0:
         raise PffError(f"--max-megapixels must be > 0, got {args.max_megapixels}")
     crop = parse_crop(args.crop) if args.crop else None
+    check_out(Path(args.out), args.overwrite)
     scale = args.scale if args.task == "sr" else 1
     images = [_prepare(p, crop, scale, args.max_megapixels) for p in args.images]
-    spec = args.model or DEFAULT_MODELS[args.task]
+    spec = args.model if args.model is not None else DEFAULT_MODELS[args.task]
     model, card = load_explainable(spec, args.task, device=args.device)
     meta = [("model", str(spec)), ("task", args.task), ("channels", card.channels)]
     if args.task == "sr":
