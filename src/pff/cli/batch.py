@@ -52,7 +52,7 @@ def plan(
             target = output if single else output / relative
         flow_target = None
         if flow is not None:
-            mirrored = target.relative_to(output) if output is not None and not single else Path(target.name)
+            mirrored = relative if output is not None else Path(target.name)
             flow_target = flow if single else flow / mirrored.with_name(f"{mirrored.stem}-flow.png")
         jobs.append(Job(path, target, flow_target))
     _check_distinct(jobs)
