@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from pff.errors import PffError
-from pff.io import list_images, read_image, write_image, write_json_atomic
+from pff.io import Picture, encode_png16, list_images, read_image, read_picture, write_image, write_json_atomic, write_picture
 
 
 def _rgb(h=5, w=7, seed=0):
@@ -36,14 +38,14 @@ def test_gray_reads_as_rgb_with_equal_channels_or_kept(tmp_path):
     assert rgb.shape == (5, 7, 3)
     for c in range(3):
         np.testing.assert_array_equal(rgb[..., c], gray)
-    np.testing.assert_array_equal(read_image(tmp_path / "g.png", mode="keep"), gray)
+    np.testing.assert_array_equal(read_picture(tmp_path / "g.png").pixels, gray)
 
 
 def test_alpha_is_dropped_in_rgb_mode_and_kept_in_keep_mode(tmp_path):
     rgba = np.concatenate([_rgb(), np.full((5, 7, 1), 128, np.uint8)], axis=2)
     Image.fromarray(rgba).save(tmp_path / "a.png")
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgba[..., :3])
-    np.testing.assert_array_equal(read_image(tmp_path / "a.png", mode="keep"), rgba)
+    np.testing.assert_array_equal(read_picture(tmp_path / "a.png").pixels, rgba)
 
 
 def test_palette_image_reads_as_rgb(tmp_path):
@@ -51,14 +53,14 @@ def test_palette_image_reads_as_rgb(tmp_path):
     Image.fromarray(image).quantize(colors=256).save(tmp_path / "p.png")
     expected = np.asarray(Image.open(tmp_path / "p.png").convert("RGB"))
     np.testing.assert_array_equal(read_image(tmp_path / "p.png"), expected)
-    assert read_image(tmp_path / "p.png", mode="keep").shape == (5, 7, 3)
+    assert read_picture(tmp_path / "p.png").pixels.shape == (5, 7, 3)
 
 
 def test_16bit_gray_is_scaled_to_8bit_or_kept(tmp_path):
     values = np.array([[0, 257, 65535, 32896]], dtype=np.uint16)  # 32896 = 128 * 257
     Image.fromarray(values).save(tmp_path / "d.png")
     np.testing.assert_array_equal(read_image(tmp_path / "d.png")[..., 1], [[0, 1, 255, 128]])
-    kept = read_image(tmp_path / "d.png", mode="keep")
+    kept = read_picture(tmp_path / "d.png").pixels
     assert kept.dtype == np.uint16
     np.testing.assert_array_equal(kept, values)
 
@@ -112,11 +114,6 @@ def test_decompression_bomb_raises_pff_error(tmp_path, monkeypatch):
     assert "big.png" in str(err.value)
 
 
-def test_read_image_rejects_unknown_mode(tmp_path):
-    with pytest.raises(ValueError, match="mode"):
-        read_image(tmp_path / "a.png", mode="bgr")
-
-
 # --- list_images ----------------------------------------------------------------
 
 
@@ -153,7 +150,7 @@ def test_write_image_replaces_and_leaves_no_temp_file(tmp_path):
 def test_write_image_gray_and_jpeg(tmp_path):
     gray = _rgb()[..., 0]
     write_image(tmp_path / "g.png", gray[..., None])
-    np.testing.assert_array_equal(read_image(tmp_path / "g.png", mode="keep"), gray)
+    np.testing.assert_array_equal(read_picture(tmp_path / "g.png").pixels, gray)
     flat = np.full((16, 16, 3), 100, np.uint8)
     write_image(tmp_path / "f.jpg", flat, quality=90)
     assert np.abs(read_image(tmp_path / "f.jpg").astype(int) - 100).max() <= 1
@@ -182,7 +179,7 @@ def test_write_image_errors(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         write_image(tmp_path / "a.png", np.zeros((4, 4, 3)))
     with pytest.raises(ValueError, match="shape"):
-        write_image(tmp_path / "a.png", np.zeros((4, 4, 2), np.uint8))
+        write_image(tmp_path / "a.png", np.zeros((4, 4, 5), np.uint8))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -209,7 +206,6 @@ def test_write_json_unwritable_path(tmp_path):
 
 # --- read_picture / write_picture: every mode and bit depth ------------------------
 
-from pff.io import Picture, encode_png16, read_picture, write_picture  # noqa: E402
 
 _LAYOUTS = {
     "L": (),
@@ -418,3 +414,49 @@ def test_write_picture_errors(tmp_path):
     with pytest.raises(PffError, match="cannot write"):
         write_picture(tmp_path / "file" / "a.png", np.zeros((4, 4), np.uint8))
     assert Picture.__doc__
+
+
+# --- what pff refuses to read or overwrite ---------------------------------------
+
+
+def test_special_files_are_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "f.png")  # opening a FIFO for reading would block until a writer comes
+    with pytest.raises(PffError, match="'.*f.png': it is a FIFO, not a regular file"):
+        read_picture(tmp_path / "f.png")
+    with pytest.raises(PffError, match="it is a character device"):
+        read_image("/dev/null")
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp"])
+def test_animated_images_are_refused(tmp_path, suffix):
+    frames = [Image.fromarray(_rgb(seed=i)) for i in range(3)]
+    frames[0].save(tmp_path / f"a{suffix}", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    with Image.open(tmp_path / f"a{suffix}") as im:
+        assert im.n_frames == 3
+    with pytest.raises(PffError, match=r"it is animated \(3 frames\)") as err:
+        read_picture(tmp_path / f"a{suffix}")
+    assert f"a{suffix}" in str(err.value)
+    frames[0].save(tmp_path / f"still{suffix}", save_all=True)  # one frame: an ordinary image
+    assert read_image(tmp_path / f"still{suffix}").shape == (5, 7, 3)
+
+
+def test_large_images_under_the_bomb_limit_read_without_a_warning(tmp_path, monkeypatch):
+    Image.fromarray(_rgb(40, 40)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1600 pixels: Pillow warns, below 2 * 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_image(tmp_path / "big.png"), _rgb(40, 40))
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_write_without_overwrite_keeps_the_existing_file(tmp_path, monkeypatch, hard_links):
+    if not hard_links:  # file systems without hard links take the check-then-move path
+        monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(PermissionError(1, "Operation not permitted")))
+    write_picture(tmp_path / "a.png", _rgb(seed=1))
+    before = (tmp_path / "a.png").read_bytes()
+    with pytest.raises(PffError, match="'.*a.png': it already exists"):
+        write_picture(tmp_path / "a.png", _rgb(seed=2), overwrite=False)
+    assert (tmp_path / "a.png").read_bytes() == before
+    write_picture(tmp_path / "b.png", _rgb(seed=2), overwrite=False)
+    np.testing.assert_array_equal(read_image(tmp_path / "b.png"), _rgb(seed=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]

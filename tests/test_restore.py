@@ -1,4 +1,4 @@
-"""Restorer: tiled equals whole, strength, colour handling, modes; restore_file and output paths."""
+"""Restorer: tiled equals whole, strength, colour handling, modes."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,7 @@ from pff.errors import PffError
 from pff.models import ModelCard, create, save
 from pff.ops import filter_flow
 from pff.color import rgb_to_ycbcr, ycbcr_to_rgb
-from pff.restore import Restorer, output_paths, restore_file
+from pff.restore import Restorer
 from pff.tiling import axis_spans, predictor_receptive_field, receptive_field
 
 
@@ -223,36 +223,3 @@ def test_from_pretrained_folder(tmp_path):
     restorer = Restorer.from_pretrained(tmp_path / "m", tile=0)
     image = _image(16, 16)
     np.testing.assert_array_equal(restorer.restore(image), Restorer(model, restorer.card).restore(image))
-
-
-# --- files ------------------------------------------------------------------------
-
-
-def test_output_paths(tmp_path):
-    (tmp_path / "in" / "sub").mkdir(parents=True)
-    for name in ("a.png", "sub/b.jpg"):
-        Image.fromarray(_image(4, 4)).save(tmp_path / "in" / name)
-    one = tmp_path / "in" / "a.png"
-    assert output_paths([one], None, "-r") == [(one, tmp_path / "in" / "a-r.png")]
-    assert output_paths([one], tmp_path / "x.png", "-r") == [(one, tmp_path / "x.png")]
-    pairs = output_paths([tmp_path / "in"], tmp_path / "out", "-r")
-    assert [t.relative_to(tmp_path / "out").as_posix() for _, t in pairs] == ["a.png", "sub/b.jpg"]
-    with pytest.raises(PffError, match="overwrite the input"):
-        output_paths([one], one, "-r")
-    with pytest.raises(PffError, match="overwrite the input"):
-        output_paths([tmp_path / "in"], tmp_path / "in", "-r")
-
-
-def test_restore_file_keeps_mode_depth_and_icc(tmp_path):
-    from PIL import ImageCms
-
-    from pff.io import read_picture, write_picture
-
-    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    restorer = _restorer()
-    for name, pixels in (("a.png", _image(20, 30, 3, np.uint16)), ("b.tif", _image(20, 30, 0, np.uint16)), ("c.png", _image(20, 30, 2))):
-        write_picture(tmp_path / name, pixels, icc_profile=icc)
-        restore_file(restorer, tmp_path / name, tmp_path / f"out-{name}", flow_target=tmp_path / f"flow-{name}.png")
-        out = read_picture(tmp_path / f"out-{name}")
-        assert out.pixels.dtype == pixels.dtype and out.pixels.shape == pixels.shape and out.icc_profile == icc
-        assert read_picture(tmp_path / f"flow-{name}.png").pixels.shape == (20, 30, 3)

@@ -8,19 +8,22 @@ folder, which then replaces the target, so a reader never sees a partial file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
+import stat
 import struct
 import sys
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from pff.errors import PffError
 
@@ -30,19 +33,14 @@ IMAGE_SUFFIXES: tuple[str, ...] = (
 )  # fmt: skip
 
 _16BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+# Formats whose extra frames are an animation, refused rather than cut to the first frame.
+# (Other multi-frame files keep their main image first: MPO camera JPEGs, TIFF thumbnails.)
+_ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
 
 
 def _describe(err: BaseException) -> str:
     text = str(err).strip()
     return text if text else type(err).__name__
-
-
-def _open_checked(path: Path) -> Image.Image:
-    """Open and fully decode ``path``, turning every failure into a PffError."""
-    _check_file(path)
-    with _decoding(path), Image.open(path) as im:
-        im.load()
-        return ImageOps.exif_transpose(im)
 
 
 def _from_16bit(im: Image.Image, path: Path) -> np.ndarray:
@@ -54,15 +52,9 @@ def _from_16bit(im: Image.Image, path: Path) -> np.ndarray:
 
 
 def _rgb_8bit(im: Image.Image, path: Path) -> np.ndarray:
-    """Any decoded image -> (H, W, 3) uint8 RGB; gray gets R = G = B, alpha is dropped."""
-    if im.mode in _16BIT_MODES or im.mode == "I":
-        gray = _from_16bit(im, path).astype(np.float64)
-        gray8 = np.floor(gray / 257.0 + 0.5).astype(np.uint8)  # 65535 -> 255
-        return np.repeat(gray8[..., None], 3, axis=2)
+    """A decoded image in another colour space (CMYK, YCbCr, LAB, HSV) -> (H, W, 3) uint8 RGB."""
     if im.mode == "F":
         raise PffError(f"cannot read image '{path}': floating-point images are not supported")
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
     try:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (ValueError, OSError) as err:
@@ -83,23 +75,20 @@ def _as_decoded(im: Image.Image, path: Path) -> np.ndarray:
     return _rgb_8bit(im, path)
 
 
-def read_image(path: str | os.PathLike[str], *, mode: Literal["rgb", "keep"] = "rgb") -> np.ndarray:
-    """Read an image file, applying its EXIF orientation.
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB in [0, 255], upright (EXIF orientation applied).
 
-    mode="rgb" (default): (H, W, 3) uint8 in [0, 255]; gray becomes R = G = B,
-    alpha is dropped, 16-bit gray is scaled to 8 bits.
-    mode="keep": the decoded layout, uint8 (H, W), (H, W, 2), (H, W, 3) or
-    (H, W, 4), or (H, W) uint16 for 16-bit gray; palette images become RGB(A).
-
-    Raises PffError naming the file when it is missing, empty, not an image,
-    truncated or corrupt, or has too many pixels (Pillow's decompression-bomb
-    limit).
+    :func:`read_picture` with the pixels made 8-bit RGB: gray becomes
+    R = G = B, alpha is dropped, 16 bits are rounded to 8. Raises PffError as
+    :func:`read_picture` does.
     """
-    if mode not in ("rgb", "keep"):
-        raise ValueError(f"mode must be 'rgb' or 'keep', got {mode!r}")
-    path = Path(path)
-    im = _open_checked(path)
-    return _rgb_8bit(im, path) if mode == "rgb" else _as_decoded(im, path)
+    pixels = read_picture(path).pixels
+    if pixels.dtype == np.uint16:
+        pixels = _to_8bit(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]  # (H, W, 1)
+    colour = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)  # (H, W, 3)
+    return np.ascontiguousarray(colour)
 
 
 def _is_hidden(relative: Path) -> bool:
@@ -128,10 +117,12 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def write_atomic(path: Path, write: Callable[[IO[bytes]], None], *, overwrite: bool = True) -> None:
     """Call ``write`` on a temporary file beside ``path``, fsync, then move it onto ``path``.
 
-    The target is never left half-written: on any failure the temporary file is removed.
+    The target is never left half-written: on any failure the temporary file
+    is removed. With ``overwrite=False`` an existing ``path`` is left alone
+    and FileExistsError is raised, also when it appeared while writing.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -141,43 +132,45 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _move_new(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
+def _move_new(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` only if ``path`` does not exist (FileExistsError otherwise)."""
+    try:
+        os.link(tmp, path)  # fails if the name is taken, atomically
+    except FileExistsError:
+        raise
+    except OSError:
+        # File systems without hard links: check, then move (open to a race).
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
+    else:
+        tmp.unlink()
+
+
 def _write_error(path: Path, err: OSError) -> PffError:
+    if isinstance(err, FileExistsError) and str(path) in (err.filename, err.filename2):
+        return PffError(f"cannot write '{path}': it already exists")
     return PffError(f"cannot write '{path}': {err.strerror or _describe(err)}")
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray, *, quality: int = 95) -> None:
-    """Write an image atomically; the format follows the file suffix.
+    """Write a uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image in [0, 255] atomically.
 
-    image: uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) in [0, 255].
-    ``quality`` applies to lossy formats (JPEG, WebP). Raises PffError for an
-    unknown suffix or a file that cannot be written; never leaves a partial
-    file at ``path``.
+    :func:`write_picture` for 8-bit pixels; the format follows the suffix.
     """
-    path = Path(path)
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"write_image expects a uint8 array, got {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
-    image_format = Image.registered_extensions().get(path.suffix.lower())
-    if image_format is None:
-        raise PffError(f"cannot write '{path}': unknown image type '{path.suffix}' (use e.g. .png)")
-    pil = Image.fromarray(image)
-    if image_format == "JPEG" and pil.mode == "RGBA":
-        raise PffError(f"cannot write '{path}': JPEG has no alpha channel (use .png)")
-    options = {"quality": quality} if image_format in ("JPEG", "WEBP") else {}
-    try:
-        write_atomic(path, lambda handle: pil.save(handle, format=image_format, **options))
-    except OSError as err:
-        raise _write_error(path, err) from err
+    write_picture(path, image, quality=quality)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> None:
@@ -286,15 +279,21 @@ def _metadata(im: Image.Image) -> tuple[int, bytes | None, bytes | None]:
 def read_picture(path: str | os.PathLike[str]) -> Picture:
     """Read an image file in its own mode and bit depth, upright, with its ICC profile and EXIF.
 
-    See :class:`Picture`. Raises PffError naming the file when it is missing,
-    empty, not an image, truncated or corrupt, too large (Pillow's
-    decompression-bomb limit), 32-bit integer or floating point.
+    The one image reader of pff (:func:`read_image` is an 8-bit RGB view of
+    it). See :class:`Picture`. Raises PffError naming the file when it is
+    missing, not a regular file, empty, not an image, truncated or corrupt,
+    animated, more than Pillow's decompression-bomb limit of pixels (2 x
+    ``PIL.Image.MAX_IMAGE_PIXELS``, 179 MP by default; larger images up to it
+    are read without Pillow's warning), 32-bit integer or floating point.
     """
     path = Path(path)
     _check_file(path)
     with _decoding(path):
         with Image.open(path) as im:
             image_format, mode = im.format, im.mode
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1 and image_format in _ANIMATED_FORMATS:
+                raise PffError(f"cannot read image '{path}': it is animated ({frames} frames); pff reads still images only")
             wide = _decode_16bit_colour(path, im)  # before anything loads the image
             if wide is None:
                 im.load()
@@ -307,20 +306,45 @@ def read_picture(path: str | os.PathLike[str]) -> Picture:
     return Picture(pixels, mode, image_format, icc, exif)
 
 
+def file_kind(path: Path) -> str | None:
+    """What ``path`` is when it is neither a regular file nor a folder ("a FIFO", ...); None otherwise.
+
+    Follows symbolic links; None also for a path that does not exist.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise PffError(f"cannot read image '{path}': no such file")
     if path.is_dir():
         raise PffError(f"cannot read image '{path}': it is a folder, not a file")
+    kind = file_kind(path)
+    if kind is not None:
+        raise PffError(f"cannot read image '{path}': it is {kind}, not a regular file")
     if path.stat().st_size == 0:
         raise PffError(f"cannot read image '{path}': the file is empty")
 
 
 @contextlib.contextmanager
 def _decoding(path: Path) -> Iterator[None]:
-    """Turn every failure while decoding ``path`` into a PffError naming the file."""
+    """Turn every failure while decoding ``path`` into a PffError naming the file.
+
+    Pillow's DecompressionBombWarning (images between its limit and twice it)
+    is silenced: large photos are legitimate input; twice the limit is an error.
+    """
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
     except PffError:
         raise
     except Image.DecompressionBombError as err:
@@ -411,6 +435,7 @@ def write_picture(
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
     quality: int = 95,
+    overwrite: bool = True,
 ) -> None:
     """Write (H, W), (H, W, 2), (H, W, 3) or (H, W, 4) uint8 or uint16 atomically; format from the suffix.
 
@@ -418,8 +443,9 @@ def write_picture(
     formats get the values rounded to 8 bits. ``quality`` applies to JPEG and
     WebP (WebP at 100 is lossless). The ICC profile (and EXIF, where
     the format has it) is embedded. Raises PffError for an unknown suffix, a
-    layout the format cannot hold (alpha in JPEG) or a failed write; never
-    leaves a partial file at ``path``.
+    layout the format cannot hold (alpha in JPEG), an existing ``path`` when
+    ``overwrite`` is False, or a failed write; never leaves a partial file at
+    ``path``.
     """
     path = Path(path)
     pixels = np.asarray(pixels)
@@ -455,7 +481,7 @@ def write_picture(
             options["exif"] = exif
         encode = lambda handle: pil.save(handle, format=image_format, **options)  # noqa: E731
     try:
-        write_atomic(path, encode)
+        write_atomic(path, encode, overwrite=overwrite)
     except OSError as err:
         raise _write_error(path, err) from err
     except (ValueError, KeyError) as err:

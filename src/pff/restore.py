@@ -24,7 +24,6 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -504,62 +503,3 @@ def _array_to_pil(array: np.ndarray, mode: str) -> Any:
     if array.dtype == np.uint16:
         return Image.fromarray(array) if mode != "I" else Image.fromarray(array.astype(np.int32))
     return Image.fromarray(array)
-
-
-# ----------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------
-
-
-def output_paths(inputs: list[Path], output: Path | None, suffix: str) -> list[tuple[Path, Path]]:
-    """``(input file, output file)`` for every image under ``inputs`` (files or folders, recursive).
-
-    With one input file, ``output`` names the output file (default:
-    ``NAME<suffix>.EXT`` beside it); otherwise it names a folder that mirrors
-    the inputs' names (default: each image beside its input with ``suffix``).
-    Raises PffError if an output would overwrite an input.
-    """
-    from pff.io import list_images
-
-    pairs: list[tuple[Path, Path]] = []
-    single = len(inputs) == 1 and not inputs[0].is_dir()
-    for source in inputs:
-        if source.is_dir():
-            files = [(f, f.relative_to(source)) for f in list_images(source)]
-            files = [(f, Path(source.name) / rel) if len(inputs) > 1 else (f, rel) for f, rel in files]
-        elif source.exists():
-            files = [(source, Path(source.name))]
-        else:
-            raise PffError(f"input '{source}' does not exist")
-        for path, relative in files:
-            if single and output is not None:
-                target = output
-            elif output is not None:
-                target = output / relative
-            else:
-                target = path.with_name(f"{path.stem}{suffix}{path.suffix}")
-            pairs.append((path, target))
-    sources = {p.resolve() for p, _ in pairs}
-    for path, target in pairs:
-        if target.resolve() in sources:
-            raise PffError(f"refusing to overwrite the input '{target}' (choose another -o)")
-    return pairs
-
-
-def restore_file(restorer: Restorer, source: Path, target: Path, *, flow_target: Path | None = None) -> None:
-    """Read ``source``, restore it, write ``target`` atomically (same mode and bit depth, ICC and EXIF kept).
-
-    With ``flow_target``, also write the colour-coded expected flow there
-    (``pff.flowviz.flow_to_rgb``). Raises PffError for any problem with the files.
-    """
-    from pff.flowviz import flow_to_rgb
-    from pff.io import read_picture, write_picture
-
-    picture = read_picture(source)
-    if flow_target is None:
-        restored, flow = restorer.restore(picture.pixels), None
-    else:
-        restored, flow = restorer.restore_with_flow(picture.pixels)
-    write_picture(target, restored, icc_profile=picture.icc_profile, exif=picture.exif)
-    if flow is not None and flow_target is not None:
-        write_picture(flow_target, flow_to_rgb(flow))

@@ -7,8 +7,10 @@ explicitly in ``_COMMANDS`` (no import-time registry).
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pff import __version__
 from pff.errors import PffError
@@ -17,11 +19,18 @@ from pff.errors import PffError
 _COMMANDS: tuple[str, ...] = ("restore", "eval", "train", "explain", "demo", "export")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error printed as the one ``pff: error:`` line every error gets."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"pff: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``pff`` argument parser with every subcommand attached."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pff",
         description="Interpretable image restoration with Predictive Filter Flow.",
     )
@@ -35,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pff`` console script; returns the exit status."""
+    # File names that are not valid UTF-8, printed to a strict-encoding stdout,
+    # come out escaped rather than raising after the work is done.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     quality = _int_option(args.quality, "--quality", args.task, "jpeg")
     scale = _int_option(args.scale, "--scale", args.task, "sr")
     benchmark = build_benchmark(args.task, args.data, quality=quality, scale=scale)
-    model = args.model or default_model(args.task, scale=benchmark.scale)
+    model = args.model if args.model is not None else default_model(args.task, scale=benchmark.scale)
     restore = None if model == "none" else model_restorer(model, args.task, scale=benchmark.scale)
     result = evaluate(benchmark, restore, protocol=args.protocol, model=model)
     print(format_table(result))

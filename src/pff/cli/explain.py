@@ -39,7 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("images", nargs="+", metavar="IMAGE", help="input image files")
     add("--task", required=True, choices=tuple(TASKS), help="restoration task")
     add("--model", metavar="NAME|PATH", help="shipped model name or model folder (default: the task's shipped model)")
-    add("-o", "--out", required=True, metavar="DIR", help="output folder")
+    add("-o", "--out", required=True, metavar="DIR", help="output folder (new or empty, unless --overwrite)")
+    add("--overwrite", action="store_true", help="write into a folder that already holds files, replacing a report there")
     add("--at", action="append", default=[], metavar="X,Y",
         help="show the filter of this pixel (repeatable); default: --salient pixels chosen automatically")
     add("--salient", type=int, default=6, metavar="N", help="pixels to choose when --at is not given (default 6)")
@@ -77,6 +78,17 @@ def parse_crop(text: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
+def check_out(out: Path, overwrite: bool) -> None:
+    """-o is a new folder that can be made, an empty folder, or (with ``overwrite``) any folder."""
+    from pff.cli.batch import check_folder
+
+    if out.exists() and not out.is_dir():
+        raise PffError(f"-o '{out}' exists and is not a folder (pff explain writes a folder of figures)")
+    if out.is_dir() and not overwrite and any(out.iterdir()):
+        raise PffError(f"-o '{out}' is a folder that already holds files; pass --overwrite to write into it")
+    check_folder(out)
+
+
 def _prepare(path: str, crop: tuple[int, int, int, int] | None) -> tuple[str, object]:
     """``(name, image)`` read from ``path`` and cropped."""
     from pff.io import read_picture
@@ -103,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
     if args.scale is not None and args.task != "sr":
         raise PffError("--scale applies only to --task sr")
     crop = parse_crop(args.crop) if args.crop else None
+    check_out(Path(args.out), args.overwrite)
     images = [_prepare(p, crop) for p in args.images]
-    spec = args.model or default_model(args.task, scale=args.scale)
+    spec = args.model if args.model is not None else default_model(args.task, scale=args.scale)
     restorer = load_explainable(spec, args.task, scale=args.scale, device=args.device, tile=args.tile)
     card = restorer.card
     meta = [("model", str(spec)), ("task", args.task), ("channels", card.channels)]

@@ -23,6 +23,17 @@ from pff.models.predictor import TwoStreamPredictor
 
 Constraint = Literal["softmax", "none", "normalized"]
 
+# Upper bounds of ModelConfig (ARCHS' largest: kernel 17, width 512, 4 stages,
+# 13M weights), generous for new models and checked before anything is built.
+MAX_KERNEL = 63
+MAX_DILATION = 32
+MAX_STAGES = 8
+MAX_WIDTH = 4096
+MAX_DEPTH = 64
+MAX_STRIDE = 8
+MAX_HEAD_KERNEL = 15
+MAX_WEIGHTS = 500_000_000  # 2 GB of float32
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -76,27 +87,50 @@ class ModelConfig:
     upscale: int = 1
 
     def __post_init__(self) -> None:
-        _require(self.kernel >= 1 and self.kernel % 2 == 1, "kernel", f"must be an odd number >= 1, got {self.kernel}")
-        _require(self.dilation >= 1, "dilation", f"must be >= 1, got {self.dilation}")
-        _require(0.0 < self.centre_mass < 1.0, "centre_mass", f"must be in (0, 1), got {self.centre_mass}")
-        _require(self.prior_spread > 0.0, "prior_spread", f"must be > 0, got {self.prior_spread}")
-        _require(1 <= self.basis <= self.kernel**2, "basis", f"must be in [1, kernel**2], got {self.basis}")
+        # Sizes are checked before lengths and values are echoed, so a hostile
+        # config.json gets a short message and nothing is allocated.
         n = len(self.widths)
-        _require(n >= 1, "widths", "needs at least one stage")
+        _require(1 <= n <= MAX_STAGES, "widths", f"must have 1 to {MAX_STAGES} entries (stages), got {n}")
         for key in ("depths", "strides", "dilations"):
-            _require(len(getattr(self, key)) == n, key, f"must have {n} entries like 'widths', got {getattr(self, key)}")
-        for key in ("widths", "depths", "strides", "dilations"):
-            _require(all(v >= 1 for v in getattr(self, key)), key, f"entries must be >= 1, got {getattr(self, key)}")
-        for key in ("stem_width", "stem_stride", "taps", "shallow_width", "embed", "head_width", "head_kernel"):
-            _require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
+            count = len(getattr(self, key))
+            _require(count == n, key, f"must have {n} entries like 'widths', got {count}")
+        _check_range(self, "kernel", 1, MAX_KERNEL)
+        _require(self.kernel % 2 == 1, "kernel", f"must be an odd number >= 1, got {self.kernel}")
+        _check_range(self, "dilation", 1, MAX_DILATION)
+        _require(math.isfinite(self.centre_mass) and 0.0 < self.centre_mass < 1.0, "centre_mass", f"must be in (0, 1), got {self.centre_mass}")
+        _require(math.isfinite(self.prior_spread) and self.prior_spread > 0.0, "prior_spread", f"must be a finite number > 0, got {self.prior_spread}")
+        _check_range(self, "basis", 1, self.kernel**2)
+        for key, high in (("widths", MAX_WIDTH), ("depths", MAX_DEPTH), ("strides", MAX_STRIDE), ("dilations", MAX_DILATION)):
+            _check_range(self, key, 1, high)
+        for key in ("stem_width", "taps", "shallow_width", "embed", "head_width"):
+            _check_range(self, key, 1, MAX_WIDTH)
+        _check_range(self, "stem_stride", 1, MAX_STRIDE)
+        _check_range(self, "head_kernel", 1, MAX_HEAD_KERNEL)
         _require(self.head_kernel % 2 == 1, "head_kernel", f"must be odd, got {self.head_kernel}")
         for key in ("shallow_depth", "head_depth"):
-            _require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
-        _require(1 <= self.upscale <= 8, "upscale", f"must be an integer in [1, 8], got {self.upscale}")
+            _check_range(self, key, 0, MAX_DEPTH)
+        _check_range(self, "upscale", 1, MAX_STRIDE)
         if self.upscale > 1:
             _require(self.kind == "pff", "upscale", f"needs kind 'pff' (filters), got kind {self.kind!r}")
             _require(self.head == "full", "upscale", "needs head = 'full' (one filter per output sub-pixel)")
             _require(self.constraint != "softmax", "upscale", "needs constraint 'none' or 'normalized'")
+        weights = self.weight_estimate()
+        _require(
+            weights <= MAX_WEIGHTS, "widths",
+            f"the network would hold about {weights / 1e6:,.0f}M weights (widths, depths, shallow_*, head_*);"
+            f" pff builds at most {MAX_WEIGHTS / 1e6:,.0f}M",
+        )  # fmt: skip
+
+    def weight_estimate(self) -> int:
+        """The number of weights in the network's convolutions, within 10% (RGB input)."""
+        deep = 9 * 3 * self.stem_width
+        previous = self.stem_width
+        for width, depth in zip(self.widths, self.depths):
+            deep += 9 * (previous * width + (2 * depth - 1) * width * width) + previous * width
+            previous = width
+        shallow = 9 * (3 * self.shallow_width + self.shallow_depth * self.shallow_width**2)
+        head = self.head_kernel**2 * self.head_width * (self.head_width * self.head_depth + self.embed + self.taps)
+        return deep + shallow + head + self.head_width * self.kernel**2 * self.upscale**2
 
     @staticmethod
     def config_base(values: dict) -> ModelConfig:
@@ -122,6 +156,16 @@ class ModelConfig:
 def _require(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise PffError(f"{key}: {message}")
+
+
+def _check_range(config: ModelConfig, key: str, low: int, high: int) -> None:
+    """``config.<key>`` (an int or a tuple of ints) lies in [low, high]."""
+    value = getattr(config, key)
+    values = value if isinstance(value, tuple) else (value,)
+    bad = next((v for v in values if not low <= v <= high), None)
+    if bad is not None:
+        where = "entries" if isinstance(value, tuple) else "value"
+        _require(False, key, f"{where} must be in [{low}, {high}], got {bad}")
 
 
 def softmax_prior(kernel: int, centre_mass: float, spread: float) -> torch.Tensor:

@@ -27,6 +27,8 @@ from pff.models.pff import ModelConfig, build_model
 
 _WEIGHTS = Path(__file__).resolve().parent / "weights"
 _FORMAT = "pff-model/1"
+# A model card is a few kilobytes; anything far larger is not one.
+MAX_CARD_BYTES = 1_000_000
 
 # Named architectures (timm style). Parameter counts are for RGB input and
 # kernel 17 (printed by `pff train --list-archs` and benchmarks/bench_train.py).
@@ -133,9 +135,7 @@ def read_card(spec: str | os.PathLike[str]) -> ModelCard:
     if not config.is_file():
         raise PffError(f"model folder '{config.parent}' has no config.json")
     try:
-        return card_from_dict(json.loads(config.read_text(encoding="utf-8")))
-    except json.JSONDecodeError as err:
-        raise PffError(f"'{config}' is not valid JSON: {err}") from err
+        return card_from_dict(_read_json(config))
     except PffError as err:
         raise PffError(f"'{config}': {err}") from err
 
@@ -228,6 +228,8 @@ def available() -> list[str]:
 
 
 def _resolve(spec: str) -> Path:
+    if not spec.strip():
+        raise PffError(f"no model name or folder given (shipped: {', '.join(available()) or 'none yet'})")
     folder = Path(spec)
     if folder.is_dir():
         return folder
@@ -259,6 +261,21 @@ def load(spec: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
     if missing or unexpected:
         raise PffError(f"'{weights}' does not match config.json (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.to(device).eval(), card
+
+
+def _read_json(path: Path) -> Any:
+    """Parse a small JSON file; PffError if it is too large, not UTF-8, malformed or nested too deeply."""
+    size = path.stat().st_size
+    if size > MAX_CARD_BYTES:
+        raise PffError(f"{size:,} bytes is too large for a model card (at most {MAX_CARD_BYTES:,})")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise PffError(f"not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except RecursionError as err:
+        raise PffError("not a model card: nested too deeply") from err
+    except ValueError as err:  # JSONDecodeError, and integers too long to convert
+        raise PffError(f"not valid JSON: {str(err).splitlines()[0]}") from err
 
 
 def _load_strict(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
