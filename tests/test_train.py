@@ -157,16 +157,34 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, 
     assert load_checkpoint_state(run / CHECKPOINT)["step"] == 160
 
 
+# `pff train` under torchrun, then each rank lists its threads (Linux): gloo's must be gone
+# once train() returns. Threads of a process group that outlived destroy_process_group ran
+# into interpreter exit and aborted the process now and then (SIGABRT, about 1 run in 8).
+_TRAIN_THEN_LIST_THREADS = """
+import os, sys
+from pff.cli import main
+status = main(sys.argv[1:])
+names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+print(f"rank {os.environ['RANK']} threads after train: {sorted(names)}")
+sys.exit(status)
+"""
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through /proc (Linux)")
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path, images):
     config = _write_config(tmp_path / "run.toml", images)
     out = tmp_path / "out"
+    script = tmp_path / "train_then_list_threads.py"
+    script.write_text(_TRAIN_THEN_LIST_THREADS)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "pff", "train", "--config", str(config), "--out", str(out), "--steps", "6"],
+         str(script), "train", "--config", str(config), "--out", str(out), "--steps", "6"],
         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    listed = [line for line in done.stdout.splitlines() if "threads after train" in line]
+    assert len(listed) == 2 and not any("gloo" in line for line in listed), listed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world"] == 2 and summary["steps"] == 6
     digests = summary["rank_digests"]  # computed by each process from its own weights

@@ -202,6 +202,13 @@ def init_distributed(device: str) -> Dist:
         return Dist()
     import torch.distributed as dist
 
+    # Before the group exists: DDP imports torch._dynamo, which imports torch.distributed.nn,
+    # whose functions take ``group=group.WORLD`` as a default argument. Imported while the
+    # group exists, those defaults keep it alive after destroy_process_group, so gloo's
+    # threads ran on into interpreter exit and now and then aborted the process there
+    # ("terminate called without an active exception"). Imported first, the default is None.
+    import torch.distributed.nn  # noqa: F401
+
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
@@ -660,10 +667,8 @@ def train(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = False) 
     if dist.world > 1:
         import torch.distributed as tdist
 
-        # Tear down together (likely cause of a rare abort at exit, "terminate called
-        # without an active exception", seen in 2 full-suite runs): no rank closes its
-        # gloo pairs while another is still writing files.
-        tdist.barrier()
+        # DDP holds the group too: drop it, so that destroying the group stops its threads now.
+        trainer.model = trainer.module
         tdist.destroy_process_group()
     return summary
 
