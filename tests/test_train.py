@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import os
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from pff.errors import PffError
 from pff.models import build_model, load
 from pff.train import (
     CHECKPOINT,
+    DataConfig,
     Dist,
     OptimConfig,
     RunConfig,
@@ -154,16 +157,34 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, 
     assert load_checkpoint_state(run / CHECKPOINT)["step"] == 160
 
 
+# `pff train` under torchrun, then each rank lists its threads (Linux): gloo's must be gone
+# once train() returns. Threads of a process group that outlived destroy_process_group ran
+# into interpreter exit and aborted the process now and then (SIGABRT, about 1 run in 8).
+_TRAIN_THEN_LIST_THREADS = """
+import os, sys
+from pff.cli import main
+status = main(sys.argv[1:])
+names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+print(f"rank {os.environ['RANK']} threads after train: {sorted(names)}")
+sys.exit(status)
+"""
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through /proc (Linux)")
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path, images):
     config = _write_config(tmp_path / "run.toml", images)
     out = tmp_path / "out"
+    script = tmp_path / "train_then_list_threads.py"
+    script.write_text(_TRAIN_THEN_LIST_THREADS)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "pff", "train", "--config", str(config), "--out", str(out), "--steps", "6"],
+         str(script), "train", "--config", str(config), "--out", str(out), "--steps", "6"],
         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    listed = [line for line in done.stdout.splitlines() if "threads after train" in line]
+    assert len(listed) == 2 and not any("gloo" in line for line in listed), listed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world"] == 2 and summary["steps"] == 6
     digests = summary["rank_digests"]  # computed by each process from its own weights
@@ -219,6 +240,95 @@ def test_bad_config_is_a_one_line_error_naming_the_key(tmp_path, images, capsys,
     err = capsys.readouterr().err
     assert err.startswith("pff: error: ") and err.count("\n") == 1
     assert message in err
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("data.workers=-1", "data.workers: must be >= 0 and <= 1024, got -1"),
+        ("train.threads=-1", "train.threads: must be >= 0 and <= 1024, got -1"),
+        ("seed=-1", "seed: must be >= 0"),
+        ("optim.lr=nan", "optim.lr: must be a finite number, got nan"),
+        ("optim.lr=inf", "optim.lr: must be a finite number, got inf"),
+        ("optim.lr=0", "optim.lr: must be > 0, got 0.0"),
+        ("optim.betas=[0.9, 1.0]", "optim.betas[1]: must be >= 0 and < 1, got 1.0"),
+        ("optim.min_lr=1.5", "optim.min_lr: must be >= 0 and <= 1, got 1.5"),
+        ("loss.eps=-inf", "loss.eps: must be a finite number, got -inf"),
+        ("train.batch_size=0", "train.batch_size: must be >= 1 and <= 65536, got 0"),
+        ("train.steps=1e3", "train.steps: must be an integer, got float 1000.0"),
+        ("data.val_count=6", "data.val_count: expected 0 <= val_count < 6"),
+    ],
+)
+def test_bad_setting_is_one_line_naming_the_key_and_writes_nothing(tmp_path, images, capsys, setting, message):
+    config = _write_config(tmp_path / "run.toml", images)
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pff: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not out.exists()
+
+
+def _numeric_fields(cls) -> list[tuple[str, dataclasses.Field]]:
+    """Dotted names and fields of every int/float (or tuple of them) in a training config class."""
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            if hint.__module__ == "pff.train":  # ModelConfig checks itself (pff.models)
+                found += [(f"{f.name}.{name}", g) for name, g in _numeric_fields(hint)]
+        elif hint in (int, float) or typing.get_args(hint)[:1] in ((int,), (float,)):
+            found.append((f.name, f))
+    return found
+
+
+def test_every_numeric_training_setting_is_bounded_and_rejects_nan():
+    fields = _numeric_fields(RunConfig)
+    assert "data.workers" in [name for name, _ in fields] and len(fields) > 20
+    unbounded = [name for name, f in fields if "bounds" not in f.metadata]
+    assert unbounded == []  # declare new numbers with pff.config.bounded
+    for name, f in fields:
+        value = [float("nan")] * len(f.default) if isinstance(f.default, tuple) else float("nan")
+        section, _, key = name.rpartition(".")
+        data = {section: {key: value}} if section else {key: value}
+        with pytest.raises(PffError, match=f"^{name}(\\[0\\])?: must be "):
+            from_dict(RunConfig, data)
+
+
+def test_configs_built_in_python_are_checked_too():
+    with pytest.raises(PffError, match="^lr: must be a finite number, got nan$"):
+        OptimConfig(lr=float("nan"))
+    with pytest.raises(PffError, match="^workers: must be >= 0"):
+        DataConfig(workers=-1)
+
+
+def test_out_naming_a_file_is_refused_and_the_file_kept(tmp_path, images, capsys):
+    config = _write_config(tmp_path / "run.toml", images)
+    precious = tmp_path / "notes.txt"
+    precious.write_text("mine")
+    for out in (precious, precious / "run"):
+        for extra in ([], ["--resume"]):
+            assert main(["train", "--config", str(config), "--out", str(out), *extra]) == 2
+            err = capsys.readouterr().err
+            assert err == f"pff: error: --out: '{precious}' is a file, not a folder; choose another run folder\n"
+    assert precious.read_text() == "mine"
+
+
+def test_corrupt_training_image_is_one_line_before_the_run_starts(tmp_path, images):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in images.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "img2.png").write_bytes((images / "img2.png").read_bytes()[:400])  # header intact, pixels cut
+    data = f'roots = ["{folder}"]\nval_count = 1\nval_patch = 32\nval_per_image = 2\npatch = 24\nworkers = 2'
+    config = _write_config(tmp_path / "run.toml", images, data=data)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "pff", "train", "--config", str(config), "--out", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == f"pff: error: cannot read image '{folder / 'img2.png'}': truncated or corrupt (image file is truncated)\n"
+    assert not out.exists()
 
 
 def test_bad_command_lines(tmp_path, images, capsys):

@@ -8,10 +8,15 @@ Supported field types: ``bool``, ``int``, ``float``, ``str``,
 ``Literal[...]``, ``tuple[T, ...]``, ``dict[str, Any]`` and nested config
 dataclasses. A dataclass may define ``config_base(data)`` returning the
 instance whose values are the defaults (``[model] arch = "pff-small"``).
+A numeric field declared with :func:`bounded` must be finite and within its
+bounds; the dataclass checks that in ``__post_init__`` with
+:func:`check_bounds`, so configs built in Python are checked too.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
 import sys
 import types
 import typing
@@ -26,6 +31,37 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 T = TypeVar("T")
+
+
+_BOUNDS = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None) -> Any:
+    """A dataclass field holding a number (or a tuple of numbers) that must be finite and in bounds.
+
+    ``workers: int = bounded(1, ge=0, le=1024)``; :func:`check_bounds` checks it.
+    """
+    bounds = {name: value for name, value in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if value is not None}
+    return dataclasses.field(default=default, metadata={"bounds": bounds})
+
+
+def check_bounds(config: Any) -> None:
+    """PffError naming the first field of ``config`` declared with :func:`bounded` whose value is not
+    a finite number within its bounds (``workers: must be >= 0 and <= 1024, got -1``)."""
+    for field in dataclasses.fields(config):
+        bounds = field.metadata.get("bounds")
+        if bounds is None:
+            continue
+        value = getattr(config, field.name)
+        items = enumerate(value) if isinstance(value, tuple) else [(None, value)]
+        for index, number in items:
+            key = field.name if index is None else f"{field.name}[{index}]"
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+                raise PffError(f"{key}: must be a finite number, got {number!r}")
+            if not all(_BOUNDS[name][0](number, limit) for name, limit in bounds.items()):
+                wanted = " and ".join(f"{_BOUNDS[name][1]} {limit}" for name, limit in bounds.items())
+                raise PffError(f"{key}: must be {wanted}, got {number!r}")
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

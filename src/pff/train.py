@@ -31,13 +31,18 @@ import torch
 from safetensors.torch import load as st_load
 from torch import nn
 
-from pff.config import apply_overrides, from_dict, load_toml, to_dict
+from pff.config import apply_overrides, bounded, check_bounds, from_dict, load_toml, to_dict
 from pff.errors import PffError
-from pff.io import write_json_atomic
+from pff.io import read_image, write_json_atomic
 from pff.models import ModelCard, ModelConfig, build_model, save, state_tensors
 from pff.models.zoo import write_safetensors_atomic
 
 CHECKPOINT = "checkpoint.safetensors"
+
+
+# Every number in these configs is declared with ``bounded`` (finite, in range), so a bad
+# value is a one-line error naming its key before anything is built or written. The upper
+# bounds on workers, threads and batch stop a typo from forking or allocating without limit.
 
 
 @dataclass(frozen=True)
@@ -45,35 +50,35 @@ class DataConfig:
     """Training pairs (``pff.data``): folders of clean images, held-out images for validation."""
 
     roots: tuple[str, ...] = ("../shared/data/train/91-image", "../shared/data/train/bsds500")
-    val_count: int = 8  # training images held out for validation (never the test sets)
-    val_patch: int = 128
-    val_per_image: int = 4
-    patch: int = 64
+    val_count: int = bounded(8, ge=0)  # training images held out for validation (never the test sets)
+    val_patch: int = bounded(128, ge=1)
+    val_per_image: int = bounded(4, ge=1)
+    patch: int = bounded(64, ge=1)
     augment: bool = True
-    workers: int = 1  # DataLoader processes; 0 makes pairs in the training process
+    workers: int = bounded(1, ge=0, le=1024)  # DataLoader processes; 0 makes pairs in the training process
     degrade: dict[str, Any] = field(default_factory=dict)  # pff.degrade.for_task(task, **degrade)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """Adam (the paper's settings) and the learning-rate schedule."""
 
-    lr: float = 5e-4
-    betas: tuple[float, ...] = (0.9, 0.999)
-    weight_decay: float = 0.0
+    lr: float = bounded(5e-4, gt=0)
+    betas: tuple[float, ...] = bounded((0.9, 0.999), ge=0, lt=1)
+    weight_decay: float = bounded(0.0, ge=0)
     schedule: Literal["cosine", "step", "constant"] = "cosine"
-    warmup: int = 0  # steps of linear warm-up
-    min_lr: float = 0.02  # cosine: final lr as a fraction of lr
-    step_every: int = 10_000  # step: multiply by gamma every this many steps
-    gamma: float = 0.5
+    warmup: int = bounded(0, ge=0)  # steps of linear warm-up
+    min_lr: float = bounded(0.02, ge=0, le=1)  # cosine: final lr as a fraction of lr
+    step_every: int = bounded(10_000, ge=1)  # step: multiply by gamma every this many steps
+    gamma: float = bounded(0.5, gt=0)
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise PffError(f"lr: must be > 0, got {self.lr}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+        check_bounds(self)
+        if len(self.betas) != 2:
             raise PffError(f"betas: must be two numbers in [0, 1), got {list(self.betas)}")
-        if self.warmup < 0 or self.step_every < 1:
-            raise PffError("warmup: must be >= 0 and step_every >= 1")
 
 
 @dataclass(frozen=True)
@@ -81,30 +86,31 @@ class LossConfig:
     """Pixel loss (L1 as in the paper, or Charbonnier) plus optional filter regularisers."""
 
     pixel: Literal["l1", "charbonnier"] = "l1"
-    eps: float = 1e-3  # Charbonnier: sqrt(d^2 + eps^2)
-    smoothness: float = 0.0  # weight of the mean |spatial gradient| of the filter maps
-    sparsity: float = 0.0  # weight of the mean L1 of the off-centre taps
+    eps: float = bounded(1e-3, gt=0)  # Charbonnier: sqrt(d^2 + eps^2)
+    smoothness: float = bounded(0.0, ge=0)  # weight of the mean |spatial gradient| of the filter maps
+    sparsity: float = bounded(0.0, ge=0)  # weight of the mean L1 of the off-centre taps
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
 
 
 @dataclass(frozen=True)
 class LoopConfig:
     """Length, batch and the periodic work of a run."""
 
-    steps: int = 20_000
-    batch_size: int = 16  # global: split across processes under torchrun
-    log_every: int = 50
-    val_every: int = 1000
-    ckpt_every: int = 500
+    steps: int = bounded(20_000, ge=1)
+    batch_size: int = bounded(16, ge=1, le=65_536)  # global: split across processes under torchrun
+    log_every: int = bounded(50, ge=1)
+    val_every: int = bounded(1000, ge=1)
+    ckpt_every: int = bounded(500, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # bfloat16 autocast for the predictor (CPU and CUDA); filters stay float32
     channels_last: bool = True
-    threads: int = 0  # torch threads per process; 0 = the cores left after the data workers
+    threads: int = bounded(0, ge=0, le=1024)  # torch threads per process; 0 = the cores left after the data workers
     tensorboard: bool = False  # needs the tensorboard package
 
     def __post_init__(self) -> None:
-        for key in ("steps", "batch_size", "log_every", "val_every", "ckpt_every"):
-            if getattr(self, key) < 1:
-                raise PffError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        check_bounds(self)
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class RunConfig:
 
     task: Literal["deblur", "jpeg", "sr"] = "deblur"
     channels: Literal["rgb", "y"] = "rgb"
-    seed: int = 0
+    seed: int = bounded(0, ge=0, lt=2**63)  # numpy and torch both take it (and seed + 1)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -121,6 +127,7 @@ class RunConfig:
     train: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         if self.model.kind == "direct" and (self.loss.smoothness or self.loss.sparsity):
             raise PffError("loss.smoothness: filter regularisers need a filter model (model.kind = 'pff')")
         if self.model.upscale > 1:
@@ -202,6 +209,13 @@ def init_distributed(device: str) -> Dist:
     if world == 1:
         return Dist()
     import torch.distributed as dist
+
+    # Before the group exists: DDP imports torch._dynamo, which imports torch.distributed.nn,
+    # whose functions take ``group=group.WORLD`` as a default argument. Imported while the
+    # group exists, those defaults keep it alive after destroy_process_group, so gloo's
+    # threads ran on into interpreter exit and now and then aborted the process there
+    # ("terminate called without an active exception"). Imported first, the default is None.
+    import torch.distributed.nn  # noqa: F401
 
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
@@ -489,6 +503,7 @@ def resolve_config(out: Path, config: str | os.PathLike[str] | None, overrides: 
     applies the overrides; only ``train.*`` keys and ``data.workers`` may
     differ from the saved run (e.g. ``train.steps`` to extend it).
     """
+    check_out(out)
     ckpt = out / CHECKPOINT
     if not resume:
         if ckpt.exists():
@@ -507,6 +522,15 @@ def resolve_config(out: Path, config: str | os.PathLike[str] | None, overrides: 
         if not key.startswith(_MAY_CHANGE_ON_RESUME) and new.get(key) != old.get(key):
             raise PffError(f"--resume: {key} = {new.get(key)!r} differs from the saved run's {old.get(key)!r}")
     return cfg
+
+
+def check_out(out: Path) -> None:
+    """PffError unless ``out`` is a folder or can be made one (it and every existing parent are folders)."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise PffError(f"--out: '{path}' is a file, not a folder; choose another run folder")
+            return
 
 
 def load_checkpoint_state(path: Path) -> dict:
@@ -538,7 +562,14 @@ def make_datasets(cfg: RunConfig, length: int):
         if not Path(root).is_dir():
             raise PffError(f"data.roots: image folder '{root}' does not exist")
     paths = data.list_images(cfg.data.roots)
-    train_paths, val_paths = data.split_train_val(paths, cfg.data.val_count, cfg.seed)
+    # Decode every image once now: a corrupt file is then a one-line error naming it, before the
+    # run folder exists, instead of a traceback from a DataLoader worker hours into the run.
+    for path in paths:
+        read_image(path)
+    try:
+        train_paths, val_paths = data.split_train_val(paths, cfg.data.val_count, cfg.seed)
+    except PffError as err:
+        raise PffError(f"data.val_count: {err}") from err
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.data.degrade.items()}
     try:
         physics = degrade.for_task(cfg.task, **params)
@@ -580,6 +611,7 @@ def _device(name: str) -> torch.device:
 def train(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = False) -> dict[str, Any]:
     """Train (or resume) a run in folder ``out``; returns the summary also written to ``summary.json``."""
     out = Path(out)
+    check_out(out)
     device = _device(cfg.train.device)
     if cfg.train.tensorboard:
         try:
@@ -615,7 +647,10 @@ def train(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = False) 
     )
     progress = validation = None
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PffError(f"--out: cannot make run folder '{out}': {err.strerror}") from err
         for stale in out.glob(".*.tmp"):  # left by a process killed while writing
             stale.unlink(missing_ok=True)
         write_json_atomic(out / "run.json", to_dict(cfg))
@@ -653,10 +688,8 @@ def train(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = False) 
     if dist.world > 1:
         import torch.distributed as tdist
 
-        # Tear down together (likely cause of a rare abort at exit, "terminate called
-        # without an active exception", seen in 2 full-suite runs): no rank closes its
-        # gloo pairs while another is still writing files.
-        tdist.barrier()
+        # DDP holds the group too: drop it, so that destroying the group stops its threads now.
+        trainer.model = trainer.module
         tdist.destroy_process_group()
     return summary
 
