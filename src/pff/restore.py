@@ -353,7 +353,8 @@ class Restorer:
         if self.input_scale > 1:
             colour = upsample(colour, self.input_scale)
         scale = self.input_scale * self.upscale  # alpha follows the output size, bicubic
-        alpha = None if alpha is None or scale == 1 else upsample(alpha, scale)
+        if alpha is not None and scale > 1:
+            alpha = upsample(alpha, scale)
         return _Pixels(colour, alpha, dtype, pil_mode, array.ndim == 2)
 
     def _to_model(

@@ -51,10 +51,7 @@ def _restorer(args: argparse.Namespace):  # -> pff.restore.Restorer
     check_device(args.device)
     spec = args.model if args.model is not None else default_model(args.task, scale=args.scale)
     options = dict(tile=args.tile, iterations=args.iterations, strength=args.strength, precision=args.precision)
-    try:
-        return Restorer.from_pretrained(spec, task=args.task, scale=args.scale, device=args.device, progress=True, **options)
-    except PffError as err:
-        raise PffError(f"cannot load model '{spec}': {err}") from err
+    return Restorer.from_pretrained(spec, task=args.task, scale=args.scale, device=args.device, progress=True, **options)
 
 
 def run(args: argparse.Namespace) -> int:
