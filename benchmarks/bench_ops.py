@@ -1,4 +1,4 @@
-"""Speed and memory of ``pff.ops.filter_flow`` against the unfold reference.
+"""Speed and memory of ``pff.ops.filter_flow`` against the unfold reference, and of ``apply_basis``.
 
     python benchmarks/bench_ops.py            # the full table (1-2 minutes)
     python benchmarks/bench_ops.py --quick    # fewer repeats, K = 17 only
@@ -28,6 +28,15 @@ for fwd; that plus writing a fresh same-size gradient
 (``torch.empty_like(filters).fill_(1)``, page faults included) for fb(w),
 whose backward needs only the image; and one more read for fb(x,w), whose
 image gradient needs the filters again.
+
+A second table times the low-rank path the shipped models run,
+``apply_basis(image, coeffs, basis)`` with N = 16 basis filters ("basis"),
+against ``filter_flow(image, coeffs @ basis)``, the same filters
+materialised as (B, K*K, H, W) first ("filters"; the product is timed too,
+since it is the work the low-rank path avoids), on the same shapes; ratio =
+filters / basis.  ``fb(c,b)`` is forward + backward with the coefficients
+and the basis requiring grad (training: the image is data), ``kept(c,b)``
+the MB autograd keeps for it.
 Times are medians of several repeats after a warm-up, in this one process.
 """
 from __future__ import annotations
@@ -44,10 +53,11 @@ from collections.abc import Callable
 
 import torch
 
-from pff.ops import filter_flow, filter_flow_reference
+from pff.ops import apply_basis, filter_flow, filter_flow_reference
 
 SHAPES = ((16, 3, 64, 64), (1, 3, 512, 512))
 KS = (5, 9, 17)
+BASIS = 16
 MB = 2**20
 
 
@@ -73,8 +83,8 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     return statistics.median(times) * 1e3
 
 
-def kept_mb(op: Callable, image: torch.Tensor, filters: torch.Tensor) -> float:
-    """MB of distinct storages autograd saves for backward during ``op``."""
+def kept_mb(run: Callable[[], object]) -> float:
+    """MB of distinct storages autograd saves for backward during ``run()``."""
     storages: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -83,7 +93,7 @@ def kept_mb(op: Callable, image: torch.Tensor, filters: torch.Tensor) -> float:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = op(image, filters)
+        out = run()
     del out
     return sum(storages.values()) / MB
 
@@ -143,8 +153,8 @@ def measure(op: Callable, shape: tuple[int, ...], k: int, repeats: int) -> dict[
         "fwd": median_ms(forward, reps),
         "fb(w)": median_ms(fwd_bwd(op, image, filters, grad_out, False), reps),
         "fb(x,w)": median_ms(fwd_bwd(op, image, filters, grad_out, True), reps),
-        "kept(w)": kept_mb(op, image, filters.clone().requires_grad_()),
-        "kept(x,w)": kept_mb(op, image.clone().requires_grad_(), filters.clone().requires_grad_()),
+        "kept(w)": kept_mb(lambda: op(image, filters.clone().requires_grad_())),
+        "kept(x,w)": kept_mb(lambda: op(image.clone().requires_grad_(), filters.clone().requires_grad_())),
     }
 
 
@@ -193,6 +203,54 @@ def floor(shape: tuple[int, ...], k: int, repeats: int) -> dict[str, float | Non
     return {"fwd": read, "fb(w)": read + write, "fb(x,w)": 2 * read + write}
 
 
+def via_filters(image: torch.Tensor, coeffs: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``filter_flow`` with the low-rank filters materialised: what ``apply_basis`` avoids."""
+    return filter_flow(image, torch.einsum("bnhw,nk->bkhw", coeffs, basis))  # filters (B, K*K, H, W)
+
+
+def measure_basis(op: Callable, shape: tuple[int, ...], k: int, repeats: int) -> dict[str, float | None]:
+    gen = torch.Generator().manual_seed(0)
+    b, _, h, w = shape
+    image = torch.randn(shape, generator=gen)
+    coeffs = torch.randn(b, BASIS, h, w, generator=gen)
+    basis = torch.randn(BASIS, k * k, generator=gen) / k
+    grad_out = torch.randn(shape, generator=gen)
+    c, bs = coeffs.clone().requires_grad_(), basis.clone().requires_grad_()
+
+    def forward() -> None:
+        with torch.no_grad():
+            op(image, coeffs, basis)
+
+    def both() -> None:
+        torch.autograd.grad(op(image, c, bs), (c, bs), grad_out)
+
+    return {
+        "fwd": median_ms(forward, repeats),
+        "fb(c,b)": median_ms(both, repeats),
+        "kept(c,b)": kept_mb(lambda: op(image, c, bs)),
+    }
+
+
+BASIS_COLUMNS = ("fwd", "fb(c,b)", "kept(c,b)")
+
+
+def print_header(title: str, columns: tuple[str, ...]) -> None:
+    header = f"{'shape':<13} {'K':>3} {'impl':<8}" + "".join(f"{c:>10}" for c in columns)
+    print(f"\n{title}\n{header}\n" + "-" * len(header))
+
+
+def print_case(shape: tuple[int, ...], k: int, rows: dict[str, dict], columns: tuple[str, ...],
+               over: tuple[str, str]) -> None:
+    """One row per implementation, then the ratio row ``over[0] / over[1]``."""
+    name = "x".join(map(str, shape))
+    for impl, row in rows.items():
+        cells = "".join(f"{fmt(row.get(c)):>10}" for c in columns)
+        print(f"{name:<13} {k:>3} {impl:<8}{cells}")
+    num, den = rows[over[0]], rows[over[1]]
+    ratios = "".join(f"{fmt(num[c] / den[c]) if num.get(c) and den.get(c) else '-':>10}" for c in columns)
+    print(f"{name:<13} {k:>3} {'ratio':<8}{ratios}", flush=True)
+
+
 COLUMNS = ("fwd", "fb(w)", "fb(x,w)", "kept(w)", "kept(x,w)", "peak fwd", "peak fb")
 
 
@@ -220,28 +278,23 @@ def main(argv: list[str] | None = None) -> int:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"capability {torch.backends.cpu.get_cpu_capability()}; "
           f"python {platform.python_version()}")
-    print("times in ms (median), memory in MB; ratio = reference / fast; "
+    print("times in ms (median), memory in MB; ratio = ref / fast (low rank: filters / basis); "
           "columns: see the docstring")
     print("measuring peak memory in a child process ...", flush=True)
     peaks = peaks_in_child(cases, torch.get_num_threads())
-    header = f"{'shape':<13} {'K':>3} {'impl':<6}" + "".join(f"{c:>10}" for c in COLUMNS)
-    print("\n" + header)
-    print("-" * len(header))
+    print_header("filter_flow: unfold reference (ref) vs fast op (fast)", COLUMNS)
     for shape, k in cases:
         rows = {}
         for impl, op in (("ref", filter_flow_reference), ("fast", filter_flow)):
             rows[impl] = measure(op, shape, k, repeats)
             rows[impl].update(peaks.get(f"{shape}|{k}|{impl}", {}))
         rows["floor"] = floor(shape, k, repeats)
-        name = "x".join(map(str, shape))
-        for impl, row in rows.items():
-            cells = "".join(f"{fmt(row.get(c)):>10}" for c in COLUMNS)
-            print(f"{name:<13} {k:>3} {impl:<6}{cells}")
-        ref, fast = rows["ref"], rows["fast"]
-        ratios = "".join(
-            f"{fmt(ref[c] / fast[c]) if ref.get(c) and fast.get(c) else '-':>10}" for c in COLUMNS
-        )
-        print(f"{name:<13} {k:>3} {'ratio':<6}{ratios}", flush=True)
+        print_case(shape, k, rows, COLUMNS, ("ref", "fast"))
+    print_header(f"low rank, N = {BASIS}: filter_flow(image, coeffs @ basis) (filters) vs apply_basis (basis)",
+                 BASIS_COLUMNS)
+    for shape, k in cases:
+        rows = {impl: measure_basis(op, shape, k, repeats) for impl, op in (("filters", via_filters), ("basis", apply_basis))}
+        print_case(shape, k, rows, BASIS_COLUMNS, ("filters", "basis"))
     return 0
 
 

@@ -13,7 +13,6 @@ from pff.models import (
     ARCHS,
     ModelCard,
     ModelConfig,
-    apply_basis,
     arch_config,
     count_parameters,
     create,
@@ -126,17 +125,6 @@ def test_basis_fast_path_equals_filter_flow_of_its_filters(padding, dilation):
     restored, filters = model(x)
     expected = ops.filter_flow_reference(x, filters.double(), padding=padding, dilation=dilation)
     torch.testing.assert_close(restored.double(), expected, rtol=0, atol=1e-5)  # float32 inside
-
-
-def test_apply_basis_is_correlation_with_row_major_taps():
-    # One basis filter with a single 1 at row 0, column 2 of a 3x3 window:
-    # the output pixel (y, x) reads input (y - 1, x + 1).
-    basis = torch.zeros(1, 9, dtype=torch.float64)
-    basis[0, 2] = 1
-    x = torch.arange(20, dtype=torch.float64).view(1, 1, 4, 5)
-    out = apply_basis(x, torch.ones(1, 1, 4, 5, dtype=torch.float64), basis, ModelConfig(kernel=3, basis=1))
-    assert out[0, 0, 1, 1] == x[0, 0, 0, 2]
-    assert out[0, 0, 0, 0] == 0 and out[0, 0, 3, 4] == 0  # zero padding
 
 
 def test_hermite_basis_is_orthonormal_and_starts_with_a_blob():

@@ -9,6 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from pff.ops import (
     PADDINGS,
+    apply_basis,
     expected_flow,
     filter_flow,
     filter_flow_reference,
@@ -408,3 +409,129 @@ def test_gradgradcheck(per_channel):
         lambda x, w: filter_flow(x, w, padding="reflect", dilation=2), (image, filters)
     )
 
+
+
+# ----------------------------------------------------------------------------
+# apply_basis: filter flow with low-rank filters coeffs @ basis
+# ----------------------------------------------------------------------------
+
+
+def _basis_inputs(
+    shape: tuple[int, int, int, int], k: int, n: int, *, dtype: torch.dtype = torch.float32, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    b, c, h, w = shape
+    gen = _gen(seed)
+    image = torch.randn(shape, generator=gen, dtype=dtype)
+    coeffs = torch.randn(b, n, h, w, generator=gen, dtype=dtype)
+    basis = torch.randn(n, k * k, generator=gen, dtype=dtype) / k
+    return image, coeffs, basis
+
+
+def _low_rank_filters(coeffs: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("bnhw,nk->bkhw", coeffs, basis)  # (B, K*K, H, W)
+
+
+def test_apply_basis_smoke_shape_and_dtype():
+    image, coeffs, basis = _basis_inputs((2, 3, 5, 7), 3, 4)
+    out = apply_basis(image, coeffs, basis)
+    assert out.shape == image.shape
+    assert out.dtype == image.dtype
+
+
+def test_apply_basis_hand_computed_values():
+    # 1x1x2x3 image, K = 3, two basis filters: 0 reads the left neighbour
+    # (tap (1, 0)), 1 the pixel above (tap (0, 1)); zeros outside.  Every
+    # pixel takes half its left neighbour; pixel (1, 2) adds twice the pixel above.
+    image = torch.tensor([[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]]])
+    basis = torch.zeros(2, 9)
+    basis[0, 3] = 1
+    basis[1, 1] = 1
+    coeffs = torch.zeros(1, 2, 2, 3)
+    coeffs[0, 0] = 0.5
+    coeffs[0, 1, 1, 2] = 2
+    expected = torch.tensor([[[[0.0, 0.5, 1.0], [0.0, 2.0, 8.5]]]])
+    torch.testing.assert_close(apply_basis(image, coeffs, basis), expected, rtol=0, atol=0)
+
+
+def test_apply_basis_is_correlation_with_row_major_taps():
+    # One basis filter with a single 1 at row 0, column 2 of a 3x3 window:
+    # the output pixel (y, x) reads input (y - 1, x + 1).
+    basis = torch.zeros(1, 9, dtype=torch.float64)
+    basis[0, 2] = 1
+    image = torch.arange(20, dtype=torch.float64).view(1, 1, 4, 5)
+    out = apply_basis(image, torch.ones(1, 1, 4, 5, dtype=torch.float64), basis)
+    torch.testing.assert_close(out[0, 0, 1:, :-1], image[0, 0, :-1, 1:], rtol=0, atol=0)
+    assert out[0, 0, 0].eq(0).all() and out[0, 0, :, -1].eq(0).all()  # zero padding
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("k, n", [(1, 1), (3, 4), (5, 3)])
+def test_apply_basis_equals_filter_flow_of_its_filters(padding, dilation, k, n):
+    image, coeffs, basis = _basis_inputs((2, 3, 7, 9), k, n, dtype=torch.float64)
+    out = apply_basis(image, coeffs, basis, padding=padding, dilation=dilation)
+    expected = filter_flow(image, _low_rank_filters(coeffs, basis), padding=padding, dilation=dilation)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_apply_basis_gradcheck(padding, dilation):
+    image, coeffs, basis = _basis_inputs((1, 2, 5, 6), 3, 2, dtype=torch.float64)
+    inputs = (image.requires_grad_(), coeffs.requires_grad_(), basis.requires_grad_())
+    assert torch.autograd.gradcheck(
+        lambda x, c, b: apply_basis(x, c, b, padding=padding, dilation=dilation), inputs
+    )
+
+
+def test_apply_basis_autocast_runs_in_float32():
+    image, coeffs, basis = _basis_inputs((1, 3, 6, 7), 3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = apply_basis(image, coeffs.bfloat16(), basis)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, apply_basis(image, coeffs.bfloat16().float(), basis), rtol=0, atol=0)
+
+
+BAD_BASIS_ARGUMENTS = [
+    # (image shape, coeffs shape, basis shape, keyword arguments, expected message)
+    ((3, 5, 5), (1, 2, 5, 5), (2, 9), {}, r"image must be \(B, C, H, W\), got 3 dim"),
+    ((1, 3, 5, 5), (2, 5, 5), (2, 9), {}, r"coeffs must be \(B, N, H, W\), got 3 dimensions"),
+    ((1, 3, 5, 5), (1, 2, 5, 5), (2, 3, 3), {}, r"basis must be \(N, K\*K\), got 3 dimensions"),
+    ((1, 3, 5, 5), (1, 2, 5, 5), (2, 8), {}, r"K\*K for an odd K .* got 8 in a basis of shape \(2, 8\)"),
+    ((1, 3, 5, 5), (1, 2, 5, 5), (2, 4), {}, r"K\*K for an odd K .* got 4"),
+    ((1, 3, 5, 5), (1, 3, 5, 5), (2, 9), {},
+     r"coeffs for an image of shape \(1, 3, 5, 5\) and a basis of 2 filters must have shape "
+     r"\(1, 2, 5, 5\), got \(1, 3, 5, 5\)"),
+    ((2, 3, 5, 5), (1, 2, 5, 5), (2, 9), {}, r"must have shape \(2, 2, 5, 5\)"),
+    ((1, 3, 5, 5), (1, 2, 5, 4), (2, 9), {}, r"must have shape \(1, 2, 5, 5\), got \(1, 2, 5, 4\)"),
+    ((1, 3, 0, 5), (1, 2, 0, 5), (2, 9), {}, "H, W >= 1"),
+    ((1, 3, 5, 5), (1, 2, 5, 5), (2, 9), {"padding": "circular"},
+     r"padding must be one of \('zeros', 'reflect', 'replicate'\), got 'circular'"),
+    ((1, 3, 5, 5), (1, 2, 5, 5), (2, 9), {"dilation": 0}, "dilation must be an integer >= 1, got 0"),
+    ((1, 3, 4, 9), (1, 2, 4, 9), (2, 25), {"padding": "reflect", "dilation": 2},
+     r"reflect padding of 4 pixels .* needs H and W > 4, got H=4, W=9"),
+]
+
+
+@pytest.mark.parametrize("image_shape, coeffs_shape, basis_shape, kwargs, match", BAD_BASIS_ARGUMENTS)
+def test_apply_basis_shape_and_argument_errors(image_shape, coeffs_shape, basis_shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        apply_basis(torch.zeros(image_shape), torch.zeros(coeffs_shape), torch.zeros(basis_shape), **kwargs)
+
+
+def test_apply_basis_dtype_type_and_device_errors():
+    image, coeffs, basis = torch.zeros(1, 3, 5, 5), torch.zeros(1, 2, 5, 5), torch.zeros(2, 9)
+    with pytest.raises(TypeError, match="apply_basis: image must be a torch.Tensor, got ndarray"):
+        apply_basis(image.numpy(), coeffs, basis)
+    with pytest.raises(TypeError, match="apply_basis: coeffs must be a torch.Tensor, got list"):
+        apply_basis(image, [1.0], basis)
+    with pytest.raises(TypeError, match="apply_basis: image must have a floating-point dtype, got torch.int64"):
+        apply_basis(image.long(), coeffs, basis)
+    with pytest.raises(TypeError, match="apply_basis: basis must have a floating-point dtype, got torch.int32"):
+        apply_basis(image, coeffs, basis.int())
+    with pytest.raises(TypeError, match="same dtype, got image torch.float32 and coeffs torch.float64"):
+        apply_basis(image, coeffs.double(), basis)
+    with pytest.raises(TypeError, match="same dtype, got image torch.float32 and basis torch.float64"):
+        apply_basis(image, coeffs, basis.double())
+    with pytest.raises(ValueError, match="same device, got image on cpu and basis on meta"):
+        apply_basis(image, coeffs, basis.to("meta"))

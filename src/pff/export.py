@@ -1,15 +1,19 @@
 """Export a trained model to ONNX or TorchScript, checked against PyTorch.
 
 The exported graph maps ``image (1, C, H, W)`` float32 in [0, 1] (C = 3 for
-rgb models, 1 for y models) to ``restored (1, C, H, W)`` clamped to [0, 1];
-H and W must be multiples of the network stride (8 for the shipped models):
-pad the image first (or feed aligned tiles as :mod:`pff.restore` does). The
-strength blend and the colour handling of :class:`pff.restore.Restorer` stay
-outside the graph.
+rgb models, 1 for y models), any H, W >= 1, to ``restored (1, C, H, W)``
+clamped to [0, 1]: the model pass of :class:`pff.restore.Restorer` on the
+whole image (batch norms folded the same way). Sizes that are not multiples
+of the network stride are padded inside the graph as the model pads them in
+PyTorch (the predictor's replicate pad, computed from the input's shape), so
+the graph gives the same output at every size; :func:`export_model` checks
+that at a multiple of the stride and at an odd size before writing. The
+strength blend, the colour handling and tiling stay outside the graph.
 """
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -22,8 +26,11 @@ from torch.nn import functional as F
 
 from pff.errors import PffError
 from pff.io import write_atomic
+from pff.models.blocks import fold_batchnorm
 
 FORMATS = ("onnx", "torchscript")
+# Checked before writing: a multiple of the shipped models' stride (8) and an odd size.
+CHECK_SIZES = ((72, 104), (61, 75))
 
 
 def _filter_flow_unrolled(image: torch.Tensor, filters: torch.Tensor, k: int, padding: str, dilation: int) -> torch.Tensor:
@@ -41,7 +48,11 @@ def _filter_flow_unrolled(image: torch.Tensor, filters: torch.Tensor, k: int, pa
 
 
 class ExportWrapper(nn.Module):
-    """``image (1, C, H, W) -> restored (1, C, H, W)`` in [0, 1], H and W multiples of the stride."""
+    """``image (1, C, H, W) -> restored (1, C, H, W)`` in [0, 1], any H, W >= 1.
+
+    The model's own forward, except that a filter op that is not the linear
+    low-rank path is unrolled into plain slices (``_filter_flow_unrolled``).
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -59,15 +70,22 @@ class ExportWrapper(nn.Module):
         return restored.clamp(0.0, 1.0)
 
 
-def _onnx_bytes(wrapper: ExportWrapper, example: torch.Tensor, stride: int) -> bytes:
-    dims = {2: stride * torch.export.Dim("h_blocks", min=1, max=8192 // stride),
-            3: stride * torch.export.Dim("w_blocks", min=1, max=8192 // stride)}  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            wrapper, (example,), input_names=["image"], output_names=["restored"],
-            dynamic_shapes={"image": dims}, dynamo=True, verbose=False,
-        )  # fmt: skip
+def _onnx_bytes(wrapper: ExportWrapper, example: torch.Tensor) -> bytes:
+    # H and W are free: the predictor pads to its stride with sizes computed
+    # from the input's shape, which torch.export keeps symbolic.
+    dims = {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed" on every export
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                wrapper, (example,), input_names=["image"], output_names=["restored"],
+                dynamic_shapes={"image": dims}, dynamo=True, verbose=False,
+            )  # fmt: skip
+    finally:
+        onnx_log.setLevel(level)
     buffer = io.BytesIO()
     program.save(buffer)
     return buffer.getvalue()
@@ -101,34 +119,43 @@ def export_model(
     out: str | os.PathLike[str],
     fmt: Literal["onnx", "torchscript"],
     *,
-    check_size: tuple[int, int] = (72, 104),
+    check_sizes: tuple[tuple[int, int], ...] = CHECK_SIZES,
     seed: int = 0,
 ) -> float:
-    """Export ``model`` to ``out`` and return the max |difference| to PyTorch on a random image.
+    """Export ``model`` to ``out`` and return the max |difference| to PyTorch on random images.
 
-    The check runs the exported file on a seeded random ``check_size`` image
-    (rounded up to the stride) other than the size it was traced with; the
-    file is written (atomically) only when the difference is <= 1e-4.
+    The graph is traced on an image of neither check size; the exported
+    file then runs on a seeded random image of every ``check_sizes`` (H, W)
+    (by default a multiple of the stride and an odd size), and is written
+    (atomically) only when every difference is <= 1e-4.
     """
     if fmt not in FORMATS:
         raise PffError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    model = model.float().cpu().eval()
+    model = fold_batchnorm(model.float().cpu().eval())  # what the Restorer runs
     wrapper = ExportWrapper(model).eval()
     stride = int(getattr(model.predictor, "stride", 1))
     channels = model.in_channels
     example = torch.rand(1, channels, 4 * stride, 6 * stride, generator=torch.Generator().manual_seed(seed))
     try:
-        data = _onnx_bytes(wrapper, example, stride) if fmt == "onnx" else _torchscript_bytes(wrapper, example)
+        data = _onnx_bytes(wrapper, example) if fmt == "onnx" else _torchscript_bytes(wrapper, example)
     except ModuleNotFoundError as err:
         raise PffError(f"exporting to ONNX needs the onnx and onnxscript packages: pip install 'pff[export]' ({err.name} missing)") from err
-    h, w = (-(-s // stride) * stride for s in check_size)
-    check = torch.rand(1, channels, h, w, generator=torch.Generator().manual_seed(seed + 1))
-    with torch.inference_mode():
-        expected = wrapper(check).numpy()
-    got = run_exported(data, fmt, check.numpy())
-    difference = float(np.abs(got - expected).max())
-    if not difference <= 1e-4:
-        raise PffError(f"the {fmt} export differs from PyTorch by {difference:.2e} (> 1e-4); nothing written")
+    difference = 0.0
+    for i, (h, w) in enumerate(check_sizes):
+        check = torch.rand(1, channels, h, w, generator=torch.Generator().manual_seed(seed + 1 + i))
+        with torch.inference_mode():
+            expected = wrapper(check).numpy()
+        try:
+            got = run_exported(data, fmt, check.numpy())
+        except PffError:
+            raise
+        except Exception as err:  # onnxruntime and torch.jit raise their own types
+            raise PffError(f"the {fmt} export fails on a {h}x{w} image ({err}); nothing written") from err
+        if got.shape != expected.shape:
+            raise PffError(f"the {fmt} export returns shape {got.shape} for a {h}x{w} image, expected {expected.shape}; nothing written")
+        difference = max(difference, float(np.abs(got - expected).max()))
+        if not difference <= 1e-4:
+            raise PffError(f"the {fmt} export differs from PyTorch by {difference:.2e} (> 1e-4) on a {h}x{w} image; nothing written")
     try:
         write_atomic(Path(out), lambda handle: handle.write(data))
     except OSError as err:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "PADDINGS",
+    "apply_basis",
     "expected_flow",
     "filter_flow",
     "filter_flow_reference",
@@ -80,10 +81,7 @@ def _check_dilation(dilation: object, fn: str) -> int:
     return dilation
 
 
-def _check_inputs(
-    image: object, filters: object, padding: object, dilation: object, fn: str
-) -> tuple[int, bool]:
-    """Checks everything ``filter_flow`` is given; returns (K, per_channel)."""
+def _check_image(image: object, fn: str) -> None:
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"{fn}: image must be a torch.Tensor, got {type(image).__name__}")
     if image.ndim != 4:
@@ -91,14 +89,51 @@ def _check_inputs(
             f"{fn}: image must be (B, C, H, W), got {image.ndim} dimensions "
             f"of shape {tuple(image.shape)}"
         )
-    k, per_channel = _check_filters(filters, fn)
-    assert isinstance(filters, torch.Tensor)  # narrowed by _check_filters
     if not image.is_floating_point():
         raise TypeError(f"{fn}: image must have a floating-point dtype, got {image.dtype}")
+
+
+def _check_padding(padding: object, fn: str) -> None:
     if padding not in PADDINGS:
         raise ValueError(f"{fn}: padding must be one of {PADDINGS}, got {padding!r}")
-    d = _check_dilation(dilation, fn)
 
+
+def _check_partner(image: torch.Tensor, other: torch.Tensor, name: str, fn: str) -> None:
+    """``other`` (the filters, coefficients or basis) on the image's device and dtype."""
+    if image.device != other.device:
+        raise ValueError(
+            f"{fn}: image and {name} must be on the same device, "
+            f"got image on {image.device} and {name} on {other.device}"
+        )
+    if image.dtype != other.dtype and not _autocast_enabled(image.device.type):
+        raise TypeError(
+            f"{fn}: image and {name} must have the same dtype, "
+            f"got image {image.dtype} and {name} {other.dtype}"
+        )
+
+
+def _check_size(image: torch.Tensor, k: int, padding: str, dilation: int, fn: str) -> None:
+    """H, W >= 1, and wider than the pad for reflect padding."""
+    h, w = image.shape[-2:]
+    if h < 1 or w < 1:
+        raise ValueError(f"{fn}: image must have H, W >= 1, got shape {tuple(image.shape)}")
+    pad = dilation * (k // 2)
+    if padding == "reflect" and (h <= pad or w <= pad):
+        raise ValueError(
+            f"{fn}: reflect padding of {pad} pixels (dilation*(K//2) = {dilation}*{k // 2}) needs "
+            f"H and W > {pad}, got H={h}, W={w}; use padding='replicate' or 'zeros'"
+        )
+
+
+def _check_inputs(
+    image: object, filters: object, padding: object, dilation: object, fn: str
+) -> tuple[int, bool]:
+    """Checks everything ``filter_flow`` is given; returns (K, per_channel)."""
+    _check_image(image, fn)
+    k, per_channel = _check_filters(filters, fn)
+    assert isinstance(image, torch.Tensor) and isinstance(filters, torch.Tensor)  # narrowed above
+    _check_padding(padding, fn)
+    d = _check_dilation(dilation, fn)
     b, c, h, w = image.shape
     expected = (b, c, k * k, h, w) if per_channel else (b, k * k, h, w)
     if tuple(filters.shape) != expected:
@@ -107,25 +142,48 @@ def _check_inputs(
             f"{fn}: filters of layout {layout} for an image of shape {tuple(image.shape)} "
             f"and K={k} must have shape {expected}, got {tuple(filters.shape)}"
         )
-    if h < 1 or w < 1:
-        raise ValueError(f"{fn}: image must have H, W >= 1, got shape {tuple(image.shape)}")
-    if image.device != filters.device:
-        raise ValueError(
-            f"{fn}: image and filters must be on the same device, "
-            f"got image on {image.device} and filters on {filters.device}"
-        )
-    if image.dtype != filters.dtype and not _autocast_enabled(image.device.type):
-        raise TypeError(
-            f"{fn}: image and filters must have the same dtype, "
-            f"got image {image.dtype} and filters {filters.dtype}"
-        )
-    pad = d * (k // 2)
-    if padding == "reflect" and (h <= pad or w <= pad):
-        raise ValueError(
-            f"{fn}: reflect padding of {pad} pixels (dilation*(K//2) = {d}*{k // 2}) needs "
-            f"H and W > {pad}, got H={h}, W={w}; use padding='replicate' or 'zeros'"
-        )
+    _check_partner(image, filters, "filters", fn)
+    _check_size(image, k, str(padding), d, fn)
     return k, per_channel
+
+
+def _check_basis_inputs(
+    image: object, coeffs: object, basis: object, padding: object, dilation: object
+) -> int:
+    """Checks everything ``apply_basis`` is given; returns K."""
+    fn = "apply_basis"
+    _check_image(image, fn)
+    for name, value, layout in (("coeffs", coeffs, "(B, N, H, W)"), ("basis", basis, "(N, K*K)")):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.ndim != layout.count(",") + 1:
+            raise ValueError(
+                f"{fn}: {name} must be {layout}, got {value.ndim} dimensions of shape {tuple(value.shape)}"
+            )
+        if not value.is_floating_point():
+            raise TypeError(f"{fn}: {name} must have a floating-point dtype, got {value.dtype}")
+    assert isinstance(image, torch.Tensor) and isinstance(coeffs, torch.Tensor)  # narrowed above
+    assert isinstance(basis, torch.Tensor)
+    kk = basis.shape[1]
+    k = math.isqrt(kk)
+    if k * k != kk or k % 2 == 0:
+        raise ValueError(
+            f"{fn}: the basis's filter dimension must be K*K for an odd K (1, 9, 25, 49, ...), "
+            f"got {kk} in a basis of shape {tuple(basis.shape)}"
+        )
+    _check_padding(padding, fn)
+    d = _check_dilation(dilation, fn)
+    b, _, h, w = image.shape
+    expected = (b, basis.shape[0], h, w)
+    if tuple(coeffs.shape) != expected:
+        raise ValueError(
+            f"{fn}: coeffs for an image of shape {tuple(image.shape)} and a basis of "
+            f"{basis.shape[0]} filters must have shape {expected}, got {tuple(coeffs.shape)}"
+        )
+    _check_partner(image, coeffs, "coeffs", fn)
+    _check_partner(image, basis, "basis", fn)
+    _check_size(image, k, str(padding), d, fn)
+    return k
 
 
 def _autocast_enabled(device_type: str) -> bool:
@@ -414,6 +472,56 @@ def filter_flow_reference(
     patches = F.unfold(padded, k, dilation=dilation).view(b, c, k * k, h, w)
     weights = filters if per_channel else filters.unsqueeze(1)  # (B, C or 1, K*K, H, W)
     return (patches * weights).sum(dim=2)
+
+
+def apply_basis(
+    image: torch.Tensor,
+    coeffs: torch.Tensor,
+    basis: torch.Tensor,
+    *,
+    padding: str = "zeros",
+    dilation: int = 1,
+) -> torch.Tensor:
+    """:func:`filter_flow` with low-rank filters ``coeffs @ basis``, never building them.
+
+    Args:
+        image: (B, C, H, W), floating point.
+        coeffs: (B, N, H, W), the weight of each basis filter at every pixel.
+        basis: (N, K*K), N filters of K x K taps (K odd), tap index ``i*K + j``
+            as in :func:`filter_flow`.
+        padding, dilation: as in :func:`filter_flow`.
+
+    Returns:
+        (B, C, H, W) ``= filter_flow(image, filters)`` with ``filters[b, k, y, x]
+        = sum_n coeffs[b, n, y, x] * basis[n, k]``.  Because the filters are
+        linear in the coefficients, N ordinary correlations of the image
+        (one ``conv2d``) replace gathering K*K neighbours per pixel, and the
+        (B, K*K, H, W) filters never exist.  Differentiable in all three
+        inputs.  Under autocast it runs in float32 and returns float32.
+
+    Raises:
+        TypeError: a non-tensor, a non-floating dtype, or dtypes that differ.
+        ValueError: a wrong rank or shape, K*K not an odd square, an unknown
+            padding, a bad dilation, different devices, or reflect padding
+            wider than the image.
+    """
+    k = _check_basis_inputs(image, coeffs, basis, padding, dilation)
+    if _autocast_enabled(image.device.type):
+        with torch.autocast(image.device.type, enabled=False):
+            return apply_basis(
+                image.float(), coeffs.float(), basis.float(), padding=padding, dilation=dilation
+            )
+    b, c, h, w = image.shape
+    n = basis.shape[0]
+    pad = dilation * (k // 2)
+    flat = image.reshape(b * c, 1, h, w)  # (B*C, 1, H, W)
+    weight = basis.reshape(n, 1, k, k)  # (N, 1, K, K)
+    if padding == "zeros":
+        resp = F.conv2d(flat, weight, padding=pad, dilation=dilation)  # (B*C, N, H, W)
+    else:
+        resp = F.conv2d(_pad(flat, pad, padding), weight, dilation=dilation)  # (B*C, N, H, W)
+    resp = resp.view(b, c, n, h, w)  # (B, C, N, H, W)
+    return torch.einsum("bcnhw,bnhw->bchw", resp, coeffs)
 
 
 # ----------------------------------------------------------------------------

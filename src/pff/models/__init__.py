@@ -6,7 +6,7 @@ architectures (``pff train --list-archs`` prints them with their sizes).
 """
 from __future__ import annotations
 
-from pff.models.pff import PFF, DirectCNN, ModelConfig, apply_basis, build_model, hermite_basis
+from pff.models.pff import PFF, DirectCNN, ModelConfig, build_model, hermite_basis
 from pff.models.predictor import TwoStreamPredictor
 from pff.models.zoo import (
     ARCHS,
@@ -32,7 +32,6 @@ __all__ = [
     "ModelCard",
     "ModelConfig",
     "TwoStreamPredictor",
-    "apply_basis",
     "arch_config",
     "available",
     "build_model",

@@ -1,7 +1,8 @@
 """Predictive Filter Flow: a two-stream predictor plus the per-pixel filter op.
 
 ``PFF`` predicts a ``K x K`` filter for every pixel and applies it to the
-pixel's neighbourhood of the input (``pff.ops.filter_flow``); ``DirectCNN`` is
+pixel's neighbourhood of the input (``pff.ops.filter_flow``, or
+``pff.ops.apply_basis`` for a linear low-rank head); ``DirectCNN`` is
 the same network predicting the pixels themselves (the paper's "CNN"
 baseline). Both start as the identity map: the head predicts a *correction*
 to the delta filter and its last layer is zero-initialised.
@@ -306,36 +307,16 @@ class PFF(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             linear = self.config.head == "basis" and self.config.constraint != "softmax"
             x32 = x.float().contiguous()
+            op_kwargs = {"padding": self.config.padding, "dilation": self.config.dilation}
             if linear:
-                restored = x32 + apply_basis(x32, out.float(), self._basis(), self.config)
+                restored = x32 + ops.apply_basis(x32, out.float(), self._basis(), **op_kwargs)
                 return restored, (self.filters_from(out) if return_filters else None)
             filters = self.filters_from(out)
             if self.upscale > 1:
                 restored = ops.filter_flow_up(x32, filters, self.upscale, padding=self.config.padding)
                 return restored, (filters if return_filters else None)
-            restored = ops.filter_flow(x32, filters, padding=self.config.padding, dilation=self.config.dilation)
+            restored = ops.filter_flow(x32, filters, **op_kwargs)
             return restored, (filters if return_filters else None)
-
-
-def apply_basis(x: torch.Tensor, coeffs: torch.Tensor, basis: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """``sum_n coeffs[:, n] * correlate(x, basis[n])``: filter flow with filters ``coeffs @ basis``.
-
-    ``x (B, C, H, W)``, ``coeffs (B, N, H, W)``, ``basis (N, K*K)`` -> ``(B, C, H, W)``.
-    Because the filters are linear in the coefficients, ``N`` ordinary
-    correlations of the image replace gathering ``K*K`` neighbours per pixel,
-    and the ``(B, K*K, H, W)`` filters never need to exist.
-    """
-    b, c, h, w = x.shape
-    k, d = config.kernel, config.dilation
-    n = basis.shape[0]
-    pad = d * (k // 2)
-    flat = x.reshape(b * c, 1, h, w)  # (B*C, 1, H, W)
-    if config.padding == "zeros":
-        resp = F.conv2d(flat, basis.view(n, 1, k, k), padding=pad, dilation=d)
-    else:
-        resp = F.conv2d(F.pad(flat, (pad,) * 4, mode=config.padding), basis.view(n, 1, k, k), dilation=d)
-    resp = resp.view(b, c, n, h, w)  # (B, C, N, H, W)
-    return torch.einsum("bcnhw,bnhw->bchw", resp, coeffs)
 
 
 class DirectCNN(nn.Module):

@@ -85,7 +85,10 @@ class TwoStreamPredictor(nn.Module):
         """The fused embedding ``(B, embed, H, W)`` of ``x`` ``(B, in_channels, H, W)``."""
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.stride, (-w) % self.stride
-        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        # Padded even by 0 (a copy of the few input channels): a branch on the
+        # size would be frozen by torch.jit.trace at the example's size, and
+        # exported graphs would skip the pad on sizes that need it.
+        xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
         y, skips = self.stem(xp), []
         for stage in self.stages:
             y = stage(y)
