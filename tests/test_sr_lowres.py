@@ -146,3 +146,24 @@ def test_run_config_ties_upscale_to_the_degradation():
     assert load_config(None, sets).model.upscale == 3
     with pytest.raises(PffError, match="model.upscale"):
         load_config(None, sets[:-1])
+
+
+def test_restorer_upscales_colour_and_alpha_with_an_lr_input_model():
+    """An untrained LR-input y model is bicubic on the luma; chroma and alpha are upsampled
+    bicubically beside it, so the colour result is the bicubic upsampling away from the border."""
+    from pff.degrade import upsample
+    from pff.models import ModelCard
+    from pff.restore import Restorer
+
+    model = create("pff-sr", channels="y", upscale=3)
+    card = ModelCard(task="sr", channels="y", model=model.config, degrade={"scale": 3, "upsample": False})
+    restorer = Restorer(model, card)
+    yy, xx = np.mgrid[0:24, 0:30]
+    rgb = np.stack([128 + 60 * np.sin(xx / 5.0), 128 + 50 * np.cos(yy / 4.0), 100 + 2 * xx], axis=2)
+    rgba = np.concatenate([rgb, 255 - 3 * yy[..., None]], axis=2).round().astype(np.uint8)
+    out = restorer.restore(rgba)
+    assert out.shape == (72, 90, 4) and out.dtype == np.uint8
+    expected = upsample(rgba, 3)
+    np.testing.assert_array_equal(out[..., 3], expected[..., 3])  # alpha: exactly the bicubic upsampling
+    inner = np.abs(out[6:-6, 6:-6, :3].astype(int) - expected[6:-6, 6:-6, :3].astype(int))
+    assert inner.max() <= 1  # colour: the same up to rounding

@@ -22,13 +22,13 @@ class _UpscaleStub(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.body = nn.Conv2d(1, 1, 5, padding=2)
+        # The part the receptive-field probe measures (tiling.predictor_receptive_field).
+        self.predictor = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(1, 1, 5, padding=2))
         self.head = nn.Conv2d(1, 9, 3, padding=1)
         self.config = SimpleNamespace(kind="lrsr", kernel=3, dilation=1)
 
     def forward(self, x: torch.Tensor, return_filters: bool = True):
-        up = self.body(self.up(x))  # (B, 1, 2h, 2w)
+        up = self.predictor(x)  # (B, 1, 2h, 2w)
         filters = torch.softmax(self.head(up), dim=1) if return_filters else None  # (B, 9, 2h, 2w)
         return torch.sigmoid(up), filters
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +108,9 @@ def predictor_receptive_field(model: nn.Module, *, max_size: int = 2048) -> int:
     in input pixels (output row ``o`` lies in input row ``o // s``).
     """
     channels = int(getattr(model, "in_channels", 3))
-    key = (getattr(model, "config", None) or id(model), channels)
+    config = getattr(model, "config", None)
+    # A frozen ModelConfig fixes the reach; anything else (a stand-in) is cached per object.
+    key = (config if isinstance(config, Hashable) and config is not None else id(model), channels)
     if key in _RF_CACHE:
         return _RF_CACHE[key]
     net = _probe_copy(model)
