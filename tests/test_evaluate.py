@@ -97,6 +97,23 @@ def test_jpeg_benchmark_follows_protocol(clean_folder):
     np.testing.assert_array_equal(degraded, jpeg_roundtrip(expected_y, 20))
 
 
+def test_color_jpeg_benchmark_and_score(clean_folder):
+    from pff.metrics import psnr, score_rgb, ssim
+
+    bench = build_benchmark("jpeg", clean_folder, quality=30, protocol="color")
+    degraded, target = bench.items[1].load()
+    np.testing.assert_array_equal(target, _image(45, 50, 1))
+    np.testing.assert_array_equal(degraded, jpeg_roundtrip(target, 30))  # RGB, 4:2:0
+    score = score_rgb(degraded, target)
+    assert score.psnr == pytest.approx(psnr(degraded, target))  # one MSE over R, G, B
+    assert score.ssim == pytest.approx(np.mean([ssim(degraded[..., c], target[..., c]) for c in range(3)]))
+    assert score_rgb(target, target).ssim == pytest.approx(1.0)
+    with pytest.raises(PffError, match="color protocol is for --task jpeg"):
+        build_benchmark("sr", clean_folder, protocol="color")
+    with pytest.raises(PffError, match="RGB"):
+        score_rgb(target[..., 0], target[..., 0])
+
+
 def test_sr_benchmark_modcrops_and_treats_gray_as_rgb(clean_folder):
     bench = build_benchmark("sr", clean_folder)
     assert bench.scale == 4
@@ -332,7 +349,13 @@ BASELINES = [
     ("live1", ["--task", "jpeg", "--quality", "10"], 27.77, 0.02, 0.773),
     ("live1", ["--task", "jpeg", "--quality", "20"], 30.07, 0.02, 0.851),
     ("live1", ["--task", "jpeg", "--quality", "40"], 32.35, 0.02, 0.904),
+    ("live1", ["--task", "jpeg", "--quality", "10", "--protocol", "color"], 25.69, 0.02, 0.7433),
+    ("live1", ["--task", "jpeg", "--quality", "40", "--protocol", "color"], 30.28, 0.02, 0.8821),
     ("set5", ["--task", "sr", "--scale", "4"], 28.42, 0.02, 0.810),
+    ("set5", ["--task", "sr", "--scale", "2"], 33.65, 0.02, 0.9295),
+    ("set5", ["--task", "sr", "--scale", "3"], 30.39, 0.02, 0.8679),
+    ("set14", ["--task", "sr", "--scale", "2"], 30.32, 0.02, 0.8692),
+    ("set14", ["--task", "sr", "--scale", "3"], 27.63, 0.02, 0.7752),
     ("set14", ["--task", "sr", "--scale", "4"], 26.09, 0.1, 0.704),
     ("blur-moderate", ["--task", "deblur", "--protocol", "paper"], 22.97, 0.02, 0.672),
     ("blur-moderate", ["--task", "deblur", "--protocol", "standard"], 22.63, 0.02, 0.694),

@@ -5,7 +5,9 @@ A benchmark is a folder turned into a list of items, each able to produce its
 
 - deblur: ``NAME_GT.png`` / ``NAME_blurry.png`` pairs, read as RGB.
 - jpeg: clean images; target = MATLAB Y (uint8), degraded = that Y encoded as
-  a grayscale IJG JPEG at the given quality and decoded.
+  a grayscale IJG JPEG at the given quality and decoded. Under the "color"
+  protocol: target = the RGB image, degraded = it saved as an RGB JPEG with
+  Pillow's defaults (4:2:0 chroma subsampling) and decoded.
 - sr: clean images; target = the image cropped to a multiple of the scale
   (gray treated as RGB), degraded = its rounded bicubic downsampling (the
   low-resolution image). The baseline is its rounded bicubic upsampling
@@ -20,7 +22,8 @@ table. :func:`model_restorer` makes one from a model, through the Restorer.
 Protocols: for deblur, "paper" is the official PFF evaluation code's recipe
 and "standard" the common rules (Y, Gaussian SSIM, no crop). For jpeg and sr
 the paper's tables follow the literature, which is the standard protocol, so
-"paper" and "standard" give the same numbers there.
+"paper" and "standard" give the same numbers there; "color" (jpeg only)
+scores RGB PSNR over the three channels and SSIM averaged over R, G, B.
 """
 from __future__ import annotations
 
@@ -42,9 +45,9 @@ from pff.degrade.jpeg import check_quality, jpeg_roundtrip
 from pff.degrade.resize import modcrop, sr_pair, upsample
 from pff.errors import PffError
 from pff.io import list_images, read_image
-from pff.metrics import Score, score_paper_deblur, score_standard
+from pff.metrics import Score, score_paper_deblur, score_rgb, score_standard
 
-PROTOCOLS: tuple[str, ...] = ("paper", "standard")
+PROTOCOLS: tuple[str, ...] = ("paper", "standard", "color")
 
 Restorer = Callable[[np.ndarray], np.ndarray]
 Scorer = Callable[[np.ndarray, np.ndarray], Score]
@@ -138,16 +141,17 @@ def check_scale(scale: int) -> int:
     return int(scale)
 
 
-def _jpeg_load(path: Path, quality: int) -> tuple[np.ndarray, np.ndarray]:
-    gt_y = rgb_to_y(read_image(path))  # (H, W) uint8
-    return jpeg_roundtrip(gt_y, quality), gt_y
+def _jpeg_load(path: Path, quality: int, color: bool) -> tuple[np.ndarray, np.ndarray]:
+    gt = read_image(path) if color else rgb_to_y(read_image(path))  # (H, W, 3) RGB or (H, W) Y, uint8
+    return jpeg_roundtrip(gt, quality), gt
 
 
-def jpeg_benchmark(folder: str | os.PathLike[str], quality: int) -> Benchmark:
-    """JPEG artifact reduction: target = Y (H, W) uint8, degraded = its grayscale JPEG at ``quality``."""
+def jpeg_benchmark(folder: str | os.PathLike[str], quality: int, *, color: bool = False) -> Benchmark:
+    """JPEG artifact reduction: target = Y (H, W) uint8, degraded = its grayscale JPEG at ``quality``;
+    with ``color``, target = RGB (H, W, 3) uint8, degraded = its 4:2:0 colour JPEG."""
     quality = check_quality(quality)
     folder = Path(folder)
-    items = tuple(Item(_name(p, folder), lambda p=p: _jpeg_load(p, quality)) for p in list_images(folder))
+    items = tuple(Item(_name(p, folder), lambda p=p: _jpeg_load(p, quality, color)) for p in list_images(folder))
     return Benchmark("jpeg", folder, items, quality=quality)
 
 
@@ -170,15 +174,26 @@ def sr_benchmark(folder: str | os.PathLike[str], scale: int = 4) -> Benchmark:
 
 
 def build_benchmark(
-    task: str, folder: str | os.PathLike[str], *, quality: int | None = None, scale: int | None = None
+    task: str,
+    folder: str | os.PathLike[str],
+    *,
+    quality: int | None = None,
+    scale: int | None = None,
+    protocol: str = "paper",
 ) -> Benchmark:
-    """The benchmark of ``task`` over ``folder``; jpeg needs ``quality``, sr uses ``scale`` (default 4)."""
+    """The benchmark of ``task`` over ``folder``; jpeg needs ``quality``, sr uses ``scale`` (default 4).
+
+    The "color" protocol (jpeg only) makes colour JPEG pairs."""
+    if protocol not in PROTOCOLS:
+        raise PffError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    if protocol == "color" and task != "jpeg":
+        raise PffError(f"the color protocol is for --task jpeg, not {task!r}")
     if task == "deblur":
         return deblur_benchmark(folder)
     if task == "jpeg":
         if quality is None:
             raise PffError("the jpeg task needs a quality (--quality, e.g. 10, 20 or 40)")
-        return jpeg_benchmark(folder, quality)
+        return jpeg_benchmark(folder, quality, color=protocol == "color")
     if task == "sr":
         return sr_benchmark(folder, 4 if scale is None else scale)
     raise PffError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
@@ -193,6 +208,10 @@ def scorer(task: str, protocol: str, *, scale: int = 4) -> Scorer:
         raise PffError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
     if protocol not in PROTOCOLS:
         raise PffError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    if protocol == "color":
+        if task != "jpeg":
+            raise PffError(f"the color protocol is for --task jpeg, not {task!r}")
+        return score_rgb
     if task == "deblur":
         return score_paper_deblur if protocol == "paper" else score_standard
     if task == "sr":

@@ -157,6 +157,19 @@ def score_standard(restored: np.ndarray, gt: np.ndarray, *, crop: int = 0) -> Sc
     return Score(psnr=psnr(y_restored, y_gt), ssim=ssim(y_restored, y_gt))
 
 
+def score_rgb(restored: np.ndarray, gt: np.ndarray) -> Score:
+    """The colour JPEG protocol (PROTOCOL.md "Colour JPEG artifact reduction").
+
+    restored, gt: (H, W, 3) RGB, values in [0, 255] (restored may be float; it
+    is clamped and rounded to uint8 first). PSNR over the three channels
+    together (one MSE), no crop; SSIM (Wang et al.) on each of R, G, B, averaged.
+    """
+    if np.ndim(restored) != 3 or np.ndim(gt) != 3 or np.shape(gt)[2] != 3:
+        raise PffError(f"the colour protocol needs (H, W, 3) RGB images, got shapes {np.shape(restored)} and {np.shape(gt)}")
+    a, b = to_uint8(restored), to_uint8(gt)
+    return Score(psnr=psnr(a, b), ssim=float(np.mean([ssim(a[..., c], b[..., c]) for c in range(3)])))
+
+
 def score_paper_deblur(restored: np.ndarray, gt: np.ndarray) -> Score:
     """The official PFF deblurring evaluation ("paper protocol" of PROTOCOL.md).
 

@@ -7,7 +7,7 @@ import sys
 from pff.degrade import TASKS
 from pff.errors import PffError
 
-_PROTOCOLS = ("paper", "standard")
+_PROTOCOLS = ("paper", "standard", "color")  # pff.evaluate.PROTOCOLS, kept here so --help imports no scipy (tested equal)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=_PROTOCOLS,
         default="paper",
         help="'paper': the paper's scoring (for deblur, the official code's recipe); "
-        "'standard': Y, Gaussian SSIM, no crop. Identical for jpeg and sr. Default: paper",
+        "'standard': Y, Gaussian SSIM, no crop (identical for jpeg and sr); "
+        "'color' (jpeg): colour JPEGs (4:2:0), RGB PSNR, SSIM averaged over R, G, B. Default: paper",
     )
     parser.add_argument(
         "--model",
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     quality = _int_option(args.quality, "--quality", args.task, "jpeg")
     scale = _int_option(args.scale, "--scale", args.task, "sr")
-    benchmark = build_benchmark(args.task, args.data, quality=quality, scale=scale)
+    benchmark = build_benchmark(args.task, args.data, quality=quality, scale=scale, protocol=args.protocol)
     model = args.model if args.model is not None else default_model(args.task, scale=benchmark.scale)
     restore = None if model == "none" else model_restorer(model, args.task, scale=benchmark.scale)
     result = evaluate(benchmark, restore, protocol=args.protocol, model=model)
