@@ -241,6 +241,22 @@ def test_model_restorer_y_model_on_rgb_task():
     np.testing.assert_allclose(_stub_restorer("sr", "y")(lr), rgb_to_y(upsample(lr, 4)) + 1.0, atol=1e-4)
 
 
+def test_color_protocol_restores_the_colour_image(tmp_path):
+    """Under --protocol color a y model's restorer returns RGB: the luma changed, the chroma kept."""
+    from pff.color import rgb_to_ycbcr
+    from pff.evaluate import model_restorer
+    from pff.models import ModelCard, create, save
+
+    model = create("pff-tiny", channels="y", kernel=3, constraint="none")  # starts as the identity
+    save(model, ModelCard(task="jpeg", channels="y", model=model.config), tmp_path / "m")
+    rgb = _image(16, 24, 5)
+    out = model_restorer(str(tmp_path / "m"), "jpeg", protocol="color")(rgb)
+    assert out.shape == (16, 24, 3)
+    ycc_in, ycc_out = rgb_to_ycbcr(rgb / 255.0), rgb_to_ycbcr(out / 255.0)
+    np.testing.assert_allclose(ycc_out, ycc_in, atol=2.5 / 255)  # the identity start, up to 8-bit rounding
+    assert model_restorer(str(tmp_path / "m"), "jpeg")(rgb_to_y(rgb)).shape == (16, 24)
+
+
 def test_model_restorer_rgb_model():
     rgb = _image(16, 20, 3)
     np.testing.assert_allclose(_stub_restorer("deblur", "rgb")(rgb), np.minimum(rgb + 1.0, 255.0), atol=1e-4)

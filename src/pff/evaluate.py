@@ -331,12 +331,17 @@ def format_table(result: EvalResult) -> str:
     return "\n".join(rows)
 
 
-def model_restorer(spec: str, task: str, *, scale: int | None = None, device: str = "cpu") -> Restorer:
-    """A restorer from a shipped model name or a model folder: :meth:`pff.restore.Restorer.restore_protocol`.
+def model_restorer(
+    spec: str, task: str, *, scale: int | None = None, device: str = "cpu", protocol: str = "paper"
+) -> Restorer:
+    """A restorer from a shipped model name or a model folder: :meth:`pff.restore.Restorer.restore_protocol`,
+    or for the "color" protocol :meth:`~pff.restore.Restorer.restore` (the whole colour image; a y
+    model restores its luma and keeps its chroma).
 
     The model's card must fit ``task`` (and ``scale`` for sr; None accepts
     the card's). The whole image is restored at once (``tile=0``).
     """
     from pff.restore import Restorer as ModelRestorer
 
-    return ModelRestorer.from_pretrained(spec, task=task, scale=scale, device=device, tile=0).restore_protocol
+    restorer = ModelRestorer.from_pretrained(spec, task=task, scale=scale, device=device, tile=0)
+    return restorer.restore if protocol == "color" else restorer.restore_protocol

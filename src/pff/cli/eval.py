@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     scale = _int_option(args.scale, "--scale", args.task, "sr")
     benchmark = build_benchmark(args.task, args.data, quality=quality, scale=scale, protocol=args.protocol)
     model = args.model if args.model is not None else default_model(args.task, scale=benchmark.scale)
-    restore = None if model == "none" else model_restorer(model, args.task, scale=benchmark.scale)
+    restore = None if model == "none" else model_restorer(model, args.task, scale=benchmark.scale, protocol=args.protocol)
     result = evaluate(benchmark, restore, protocol=args.protocol, model=model)
     print(format_table(result))
     if args.json:
