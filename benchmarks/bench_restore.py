@@ -1,9 +1,15 @@
-"""Speed and memory of ``pff restore`` (Restorer, tiled) per task.
+"""Speed and memory of ``pff restore`` (Restorer, tiled) per shipped model.
 
-For every task: seconds per megapixel on a 1-MP image (median of --repeats)
-and on a 12-MP image, and the peak RSS of a fresh process restoring the
-12-MP image. Uses the shipped models when present, else an untrained network
-of the same shape (pff-small; speed does not depend on the weights).
+Rows: deblur, jpeg, and sr for every shipped sr model (sr-x2, sr-x3, sr-x4).
+For each: seconds per output megapixel on a 1-MP image (median of
+--repeats) and on a 12-MP image; the peak RSS of a fresh process restoring
+the 12-MP image, also as bytes per output pixel; and the speed against the
+paper-size network (``ARCHS["paper"]``, kernel 17, softmax filters) restoring
+the same --paper-megapixels image in the same process (paper s/MP over the
+model's s/MP: 10 means ten times faster). A model that is not shipped is
+replaced by an untrained pff-small of the same task (speed does not depend
+on the weights). For sr the input is the low-resolution image, ``scale``
+times smaller than the output.
 
     python benchmarks/bench_restore.py [--megapixels 12] [--tasks deblur jpeg sr] [--precision fp32]
 """
@@ -13,53 +19,100 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
+import time
 
-_CHILD = r"""
-import json, resource, sys, time
-import numpy as np, torch
-from pff.models import ModelCard, available, create
-from pff.restore import Restorer
-task, spec, h, w, repeats, precision = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
-if spec in available():
-    restorer = Restorer.from_pretrained(spec, precision=precision)
-else:
+
+def _restorer(task: str, spec: str, precision: str):  # -> (pff.restore.Restorer, label)
+    from pff.models import ModelCard, available, create
+    from pff.restore import Restorer
+
+    if spec in available():
+        return Restorer.from_pretrained(spec, precision=precision), spec
     channels = "rgb" if task == "deblur" else "y"
     model = create("pff-small", channels=channels, constraint="normalized" if task == "deblur" else "none",
-                   kernel={"deblur": 17, "jpeg": 11, "sr": 13}[task])
-    restorer = Restorer(model, ModelCard(task=task, channels=channels, model=model.config), precision=precision)
-    spec = "untrained pff-small"
-if task == "sr":
-    restorer.scale = 4
-    h, w = h // 4, w // 4  # the low-resolution input of an h x w output
-image = np.random.default_rng(0).integers(0, 256, (h, w, 3)).astype(np.uint8)
-restorer.halo  # measure the receptive field before timing
-times = []
-for _ in range(repeats):
-    start = time.perf_counter()
-    out = restorer.restore(image)
-    times.append(time.perf_counter() - start)
-print(json.dumps({"model": spec, "seconds": sorted(times)[len(times) // 2], "megapixels": out.shape[0] * out.shape[1] / 1e6,
-                  "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
-"""
-
-_MODELS = {"deblur": "deblur", "jpeg": "jpeg", "sr": "sr-x4"}
+                   kernel={"deblur": 17, "jpeg": 11, "sr": 13}[task])  # fmt: skip
+    card = ModelCard(task=task, channels=channels, model=model.config, degrade={"scale": 4} if task == "sr" else {})
+    return Restorer(model, card, precision=precision), "untrained pff-small"
 
 
-def _run(task: str, h: int, w: int, repeats: int, precision: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, task, _MODELS[task], str(h), str(w), str(repeats), precision],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+def _paper(restorer, precision: str):  # -> pff.restore.Restorer
+    """The paper-size network restoring what ``restorer`` restores (for sr: the bicubic upsampling, same output)."""
+    from pff.models import ModelCard, create
+    from pff.restore import Restorer
+
+    card = restorer.card
+    model = create("paper", channels=card.channels, kernel=17, constraint="softmax")
+    degrade = {"scale": card.scale} if card.task == "sr" else {}
+    return Restorer(model, ModelCard(task=card.task, channels=card.channels, model=model.config, degrade=degrade),
+                    precision=precision)  # fmt: skip
+
+
+def _seconds_per_mp(restorer, h: int, w: int, repeats: int) -> tuple[float, int]:
+    """(median seconds per output megapixel, output pixels) restoring the input of a random h x w output
+    (h/s x w/s for sr)."""
+    import numpy as np
+
+    s = restorer.card.scale
+    image = np.random.default_rng(0).integers(0, 256, (h // s, w // s, 3)).astype(np.uint8)
+    restorer.halo  # measure the receptive field before timing
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = restorer.restore(image)
+        times.append(time.perf_counter() - start)
+    pixels = out.shape[0] * out.shape[1]
+    return sorted(times)[len(times) // 2] / (pixels / 1e6), pixels
+
+
+def _child(task: str, spec: str, h: int, w: int, repeats: int, precision: str, paper_mp: float) -> dict:
+    restorer, label = _restorer(task, spec, precision)
+    s_per_mp, pixels = _seconds_per_mp(restorer, h, w, repeats)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the paper network runs
+    result = {"model": label, "s_per_mp": s_per_mp, "pixels": pixels, "rss_bytes": rss}
+    if paper_mp > 0:
+        ph = int(round((paper_mp * 1e6 * 3 / 4) ** 0.5))
+        pw = ph * 4 // 3
+        own, _ = _seconds_per_mp(restorer, ph, pw, 1)
+        result["vs_paper"] = _seconds_per_mp(_paper(restorer, precision), ph, pw, 1)[0] / own
+    return result
+
+
+def _run(task: str, spec: str, h: int, w: int, repeats: int, precision: str, paper_mp: float = 0.0) -> dict:
+    """One measurement in a fresh process (so that its peak RSS is its own)."""
+    args = [task, spec, str(h), str(w), str(repeats), precision, str(paper_mp)]
+    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{task} ({spec}) failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _rows(tasks: list[str]) -> list[tuple[str, str]]:
+    """(task, model name) per row: the task's default model; for sr every shipped scale (sr-x4 when none is)."""
+    from pff.models import TASK_MODELS, available
+
+    rows = []
+    for task in tasks:
+        names = TASK_MODELS[task][:1]
+        if task == "sr":
+            names = sorted((n for n in TASK_MODELS["sr"] if n in available()), key=lambda n: int(n.rsplit("x", 1)[1]))
+        rows += [(task, name) for name in names or ["sr-x4"]]
+    return rows
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        task, spec, h, w, repeats, precision, paper_mp = sys.argv[2:]
+        print(json.dumps(_child(task, spec, int(h), int(w), int(repeats), precision, float(paper_mp))))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--megapixels", type=float, default=12.0, help="size of the large image (default 12, 4:3)")
-    parser.add_argument("--tasks", nargs="+", default=list(_MODELS), choices=list(_MODELS))
+    parser.add_argument("--tasks", nargs="+", default=["deblur", "jpeg", "sr"], choices=["deblur", "jpeg", "sr"])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the 1-MP image (median)")
+    parser.add_argument("--paper-megapixels", type=float, default=0.25,
+                        help="image size of the speed comparison with the paper-size network (default 0.25)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
     import torch
@@ -68,12 +121,14 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.precision}")  # fmt: skip
     h_big = int(round((args.megapixels * 1e6 * 3 / 4) ** 0.5))
     w_big = h_big * 4 // 3
-    print(f"{'task':<8}{'model':<22}{'1 MP s/MP':>11}{f'{args.megapixels:g} MP s/MP':>13}{'peak RSS GB':>13}")
-    for task in args.tasks:
-        small = _run(task, 864, 1152, args.repeats, args.precision)  # ~1 MP
-        big = _run(task, h_big, w_big, 1, args.precision)
-        print(f"{task:<8}{small['model']:<22}{small['seconds'] / small['megapixels']:>11.2f}"
-              f"{big['seconds'] / big['megapixels']:>13.2f}{big['rss_gb']:>13.2f}")  # fmt: skip
+    print(f"{'task':<8}{'model':<22}{'1 MP s/MP':>11}{f'{args.megapixels:g} MP s/MP':>13}{'peak RSS GB':>13}"
+          f"{'bytes/px':>10}{f'x paper ({args.paper_megapixels:g} MP)':>20}")  # fmt: skip
+    for task, spec in _rows(args.tasks):
+        small = _run(task, spec, 864, 1152, args.repeats, args.precision, args.paper_megapixels)  # ~1 MP
+        big = _run(task, spec, h_big, w_big, 1, args.precision)
+        print(f"{task:<8}{small['model']:<22}{small['s_per_mp']:>11.2f}{big['s_per_mp']:>13.2f}"
+              f"{big['rss_bytes'] / 1e9:>13.2f}{big['rss_bytes'] / big['pixels']:>10.1f}"
+              f"{small['vs_paper']:>20.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -146,6 +146,19 @@ def test_iterations_feed_the_output_back():
 # --- images -----------------------------------------------------------------------
 
 
+def test_colour_is_converted_in_bands_of_rows(monkeypatch):
+    import pff.restore as restore_module
+
+    restorer = _restorer(channels="y", tile=16)
+    image = _image(90, 50)
+    expected = restorer.restore(image)  # bands of CHUNK_ROWS = 128 rows: the whole image at once
+    luma, rows = restore_module._luma, []
+    monkeypatch.setattr(restore_module, "_luma", lambda colour, *a, **k: rows.append(len(colour)) or luma(colour, *a, **k))
+    monkeypatch.setattr(restore_module, "CHUNK_ROWS", 8)
+    np.testing.assert_array_equal(restorer.restore(image), expected)
+    assert max(rows) == 8 and sum(rows) > 90  # every band of tiles converts its own rows, 8 at a time
+
+
 def test_ycbcr_round_trip():
     rgb = np.random.default_rng(0).random((4, 5, 3)).astype(np.float32)
     np.testing.assert_allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-5)

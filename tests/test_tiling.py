@@ -10,7 +10,7 @@ from torch import nn
 
 from pff.models import ModelCard, arch_config
 from pff.restore import Restorer
-from pff.tiling import tiled
+from pff.tiling import Rows, tiled
 
 
 class _UpscaleStub(nn.Module):
@@ -76,3 +76,28 @@ def test_card_scale_must_match_the_models_upscale():
     card = ModelCard(task="sr", channels="y", model=arch_config("pff-tiny"), degrade={"scale": 3})
     with pytest.raises(Exception, match="upscales by 2"):
         Restorer(_UpscaleStub().eval(), card)
+
+
+def test_rows_and_sinks_stream_band_by_band_and_equal_whole():
+    model = _UpscaleStub().eval()
+    x = torch.rand(1, 1, 70, 45, generator=torch.Generator().manual_seed(5))
+    reads: list[tuple[int, int]] = []
+
+    def read(lo, hi):
+        reads.append((lo, hi))
+        return x[..., lo:hi, :]
+
+    def fn(t):
+        with torch.no_grad():
+            return list(model(t))
+
+    bands: dict[int, list[tuple[int, np.ndarray]]] = {0: [], 1: []}
+    sinks = [lambda lo, band, i=i: bands[i].append((lo, band.copy())) for i in (0, 1)]
+    whole = tiled(fn, x, tile=16, halo=8, align=8, upscale=2)
+    got = tiled(fn, Rows((1, 1, 70, 45), read), tile=16, halo=8, align=8, upscale=2, out=sinks)
+    assert got == [None, None]
+    assert len(reads) == 5 and max(hi - lo for lo, hi in reads) <= 16 + 2 * 8 + 8 + 8  # one band of tiles at a time
+    for i, want in enumerate(whole):
+        starts = [lo for lo, _ in bands[i]]
+        assert starts[0] == 0 and all(lo + b.shape[1] == nxt for (lo, b), nxt in zip(bands[i], starts[1:] + [140]))
+        np.testing.assert_array_equal(np.concatenate([b for _, b in bands[i]], axis=1), want)  # same sums, same order

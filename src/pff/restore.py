@@ -34,7 +34,7 @@ from pff.color import rgb_to_y_float, rgb_to_ycbcr, y_to_gray, ycbcr_to_rgb
 from pff.degrade.resize import upsample
 from pff.errors import PffError
 from pff.models.blocks import fold_batchnorm
-from pff.tiling import ceil_to, model_upscale, network_stride, receptive_field, tiled
+from pff.tiling import Rows, Sink, ceil_to, model_upscale, network_stride, receptive_field, tiled
 
 if TYPE_CHECKING:
     from pff.models import ModelCard
@@ -96,6 +96,10 @@ def _luma(colour: np.ndarray, dtype: np.dtype, *, rounded: bool) -> np.ndarray:
     else:
         y = (y255 / 255.0).astype(np.float32)
     return y[..., None]
+
+
+# back(lo, out): the model's output rows [lo, lo + n) (n, W', C) -> colour (n, W', 1|3) in [0, 1].
+_Back = Callable[[int, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -286,11 +290,10 @@ class Restorer:
         return [restored, expected_flow(filters, dilation=self._config.dilation * self.upscale)]  # (1, 2, h, w)
 
     def _map(
-        self, x: torch.Tensor, extra: Literal["filters", "flow"] | None, out: np.ndarray | None = None
-    ) -> tuple[torch.Tensor, np.ndarray | None]:
-        """The model over ``x`` (1, C, h, w), tiled: (restored (1, C, s*h, s*w), extra (C', s*h, s*w) or None).
-
-        ``out``: a zero-filled (C', s*h, s*w) array (e.g. a memory map) the extra output is written into."""
+        self, x: Rows, extra: Literal["filters", "flow"] | None, out: list[np.ndarray | Sink | None]
+    ) -> np.ndarray | None:
+        """The model over ``x`` (1, C, h, w), tiled; ``out``: where the restored (C, s*h, s*w) and the extra
+        (C', s*h, s*w) output go (:func:`pff.tiling.tiled`). Returns the extra output when it was allocated here."""
         from tqdm import tqdm
 
         h, w = x.shape[-2:]
@@ -299,27 +302,37 @@ class Restorer:
         bar = tqdm(total=count, desc="tiles", unit="tile", leave=False, file=sys.stderr,
                    disable=None if self.progress and count > 1 else True)  # fmt: skip
         with bar:
-            restored, other = tiled(
+            _, other = tiled(
                 lambda t: self._net(t, extra), x, tile=tile, halo=0 if tile is None else self.halo, align=self.align,
-                upscale=self.upscale, out=[None, out], progress=bar.update,
+                upscale=self.upscale, out=out, progress=bar.update,
             )  # fmt: skip
-        assert restored is not None
-        return torch.from_numpy(restored)[None], other
+        return other
 
     def _passes(
-        self, x: torch.Tensor, extra: Literal["filters", "flow"] | None, out: np.ndarray | None = None
-    ) -> tuple[torch.Tensor, np.ndarray | None]:
-        """All iterations on ``x`` (1, C, h, w) in [0, 1]: (restored, clamped; the first pass's extra output)."""
-        if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected a (1, {self.in_channels}, H, W) tensor, got {tuple(x.shape)}")
-        x = x.float().cpu()
+        self, x: Rows, extra: Literal["filters", "flow"] | None, finish: Sink,
+        extra_out: np.ndarray | Sink | None = None,
+    ) -> np.ndarray | None:
+        """All iterations on ``x`` (1, C, h, w) in [0, 1].
+
+        The last pass's output, clamped to [0, 1], goes to ``finish(lo, band)``
+        band by band (rows ``[lo, lo + n)``, (C, n, W') float32). The first
+        pass's extra output goes to ``extra_out`` (an array or a sink, see
+        :func:`pff.tiling.tiled`); returns it when it is an array or was allocated here."""
         first = None
         for i in range(self.iterations):
-            x, other = self._map(x, extra if i == 0 else None, out)
-            x = x.clamp(0.0, 1.0)
+            last = i == self.iterations - 1
+            # The next pass reads this one's output (the same size: iterations need upscale 1).
+            target, following = (finish, None) if last else _gathered(x.shape)
+
+            def sink(lo: int, band: np.ndarray, target: Sink = target) -> None:
+                target(lo, np.clip(band, 0.0, 1.0, out=band))
+
+            other = self._map(x, extra if i == 0 else None, [sink, extra_out if i == 0 else None])
             if i == 0:
                 first = other
-        return x, first
+            if following is not None:
+                x = Rows.of(torch.from_numpy(following))
+        return first
 
     def run(self, x: torch.Tensor, *, with_flow: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Restore ``x`` (1, C, H, W) float in [0, 1] in the model's channels (C = 3 for rgb, 1 for y).
@@ -329,8 +342,12 @@ class Restorer:
         displacement in pixels) when ``with_flow``, else None; ``s`` is the
         model's upscale (1 but for an LR-input SR model).
         """
-        out, flow = self._passes(x, "flow" if with_flow else None)
-        return out, None if flow is None else torch.from_numpy(flow)[None]
+        if x.ndim != 4 or x.shape[0] != 1 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected a (1, {self.in_channels}, H, W) tensor, got {tuple(x.shape)}")
+        rows = Rows.of(x.float().cpu())
+        sink, out = _gathered(self._sized(rows))
+        flow = self._passes(rows, "flow" if with_flow else None, sink)
+        return torch.from_numpy(out), None if flow is None else torch.from_numpy(flow)[None]
 
     # -- images ----------------------------------------------------------------
 
@@ -357,50 +374,74 @@ class Restorer:
             alpha = upsample(alpha, scale)
         return _Pixels(colour, alpha, dtype, pil_mode, array.ndim == 2)
 
-    def _to_model(
-        self, colour: np.ndarray, dtype: np.dtype, *, protocol: bool = False
-    ) -> tuple[torch.Tensor, Callable[[np.ndarray], np.ndarray]]:
-        """(H, W, 1|3) pixels -> (model input (1, C, H, W) float32 in [0, 1],
-        back: model output (H', W', C) -> colour (H', W', 1|3) in [0, 1]).
+    def _to_model(self, colour: np.ndarray, dtype: np.dtype, *, protocol: bool = False) -> tuple[Rows, _Back]:
+        """(H, W, 1|3) pixels -> (the model input (1, C, H, W) float32 in [0, 1], made band by band;
+        back(lo, out): model output rows ``[lo, lo + n)`` (n, W', C) -> colour (n, W', 1|3) in [0, 1]).
 
         ``protocol``: a benchmark input (PROTOCOL.md): a one-channel image is a
         luma plane already (the jpeg benchmark's), not a gray image, and the
         luma of an RGB image is rounded as the protocols round it."""
-        colour01 = colour.astype(np.float32) / np.float32(_MAX_VALUE.get(dtype, 1.0))
+        top = np.float32(_MAX_VALUE.get(dtype, 1.0))
         gray = colour.shape[2] == 1
-        back: Callable[[np.ndarray], np.ndarray]
+        convert: Callable[[np.ndarray], np.ndarray]
+        back: _Back
         if self.card.channels == "rgb":
-            model_in = np.repeat(colour01, 3, axis=2) if gray else colour01
-            back = (lambda out: out.mean(axis=2, keepdims=True)) if gray else (lambda out: out)
+            convert = (lambda block: np.repeat(block.astype(np.float32) / top, 3, axis=2)) if gray else (
+                lambda block: block.astype(np.float32) / top)  # fmt: skip
+            back = (lambda lo, out: out.mean(axis=2, keepdims=True)) if gray else (lambda lo, out: out)
         elif gray and protocol:
-            model_in, back = colour01, (lambda out: out)
+            convert, back = (lambda block: block.astype(np.float32) / top), (lambda lo, out: out)
         else:
-            model_in = _luma(colour, dtype, rounded=protocol)
+            convert = lambda block: _luma(block, dtype, rounded=protocol)  # noqa: E731
             if gray:  # a gray image is R = G = B: Cb = Cr = 128, so only Y changes
-                back = y_to_gray
+                back = lambda lo, out: y_to_gray(out)  # noqa: E731
             else:
                 # An LR-input model restores the luma; the chroma is upsampled bicubically.
-                ycc = rgb_to_ycbcr(colour01 if self.upscale == 1 else upsample(colour01, self.upscale))
+                chroma = colour if self.upscale == 1 else upsample(colour.astype(np.float32) / top, self.upscale)
+                chroma_top = top if self.upscale == 1 else np.float32(1.0)
 
-                def back(out: np.ndarray) -> np.ndarray:
+                def back(lo: int, out: np.ndarray) -> np.ndarray:
+                    ycc = rgb_to_ycbcr(chroma[lo : lo + out.shape[0]].astype(np.float32) / chroma_top)
                     ycc[..., :1] = out
                     return ycbcr_to_rgb(ycc)
 
-        x = torch.from_numpy(np.ascontiguousarray(model_in)).permute(2, 0, 1)[None]  # (1, C, H, W)
-        return x, back
+        h, w = colour.shape[:2]
 
-    def _finish(self, pixels: _Pixels, colour01: np.ndarray) -> Any:
-        """Model-space result back to the caller's layout, dtype and type."""
-        restored = _to_dtype(colour01, pixels.dtype)  # (H, W, 1|3)
+        def read(lo: int, hi: int) -> torch.Tensor:
+            model_in = np.empty((hi - lo, w, self.in_channels), np.float32)
+            _by_rows(lambda a, b: convert(colour[lo + a : lo + b]), model_in)
+            return torch.from_numpy(model_in).permute(2, 0, 1)[None]  # (1, C, hi - lo, W)
+
+        return Rows((1, self.in_channels, h, w), read), back
+
+    def _image_sink(self, pixels: _Pixels, back: _Back) -> tuple[Sink, np.ndarray]:
+        """(a sink for the model's output bands, the (H', W', 1|3 [+ alpha]) array of the caller's dtype it fills)."""
+        h, w = (self.upscale * n for n in pixels.colour.shape[:2])
+        colours = pixels.colour.shape[2]
+        result = np.empty((h, w, colours + (pixels.alpha is not None)), pixels.dtype)
         if pixels.alpha is not None:
-            restored = np.concatenate([restored, pixels.alpha[..., None]], axis=2)
-        elif pixels.flat:
-            restored = restored[..., 0]
-        return restored if pixels.pil_mode is None else _array_to_pil(restored, pixels.pil_mode)
+            result[..., -1] = pixels.alpha
+
+        def sink(lo: int, band: np.ndarray) -> None:
+            rows = band.transpose(1, 2, 0)  # (n, W', C)
+            _by_rows(lambda a, b: _to_dtype(back(lo + a, rows[a:b]), pixels.dtype), result[lo : lo + len(rows), :, :colours])
+
+        return sink, result
 
     @staticmethod
-    def _hwc(t: torch.Tensor) -> np.ndarray:
-        return t[0].permute(1, 2, 0).numpy()  # (1, C, H, W) -> (H, W, C)
+    def _finish(pixels: _Pixels, result: np.ndarray) -> Any:
+        """The restored (H', W', C) array in the caller's layout and type."""
+        restored = result[..., 0] if pixels.flat and pixels.alpha is None else result
+        return restored if pixels.pil_mode is None else _array_to_pil(restored, pixels.pil_mode)
+
+    def _sized(self, x: Rows) -> tuple[int, int, int, int]:
+        """The shape (1, C, s*h, s*w) of the model's output for the input ``x``."""
+        _, c, h, w = x.shape
+        return 1, c, self.upscale * h, self.upscale * w
+
+    @staticmethod
+    def _hwc(t: torch.Tensor | np.ndarray) -> np.ndarray:
+        return np.asarray(t[0]).transpose(1, 2, 0)  # (1, C, H, W) -> (H, W, C)
 
     def restore(self, image: Any) -> Any:
         """Restore one image.
@@ -411,12 +452,15 @@ class Restorer:
         Returns the same kind, dtype and layout (PIL mode P becomes RGB or
         RGBA); for SR, ``card.scale`` times larger. Alpha passes through
         unchanged (bicubic-resized for SR). A y-channel model restores the
-        MATLAB YCbCr luma and keeps the input's chroma.
+        MATLAB YCbCr luma and keeps the input's chroma. The pixels go to the
+        model and back band by band, into the preallocated result: besides the
+        input and the result, memory is bounded by the tile size.
         """
         pixels = self._prepare(image)
         x, back = self._to_model(pixels.colour, pixels.dtype)
-        out, _ = self._passes(x, None)
-        return self._finish(pixels, back(self._hwc(out)))
+        sink, result = self._image_sink(pixels, back)
+        self._passes(x, None, sink)
+        return self._finish(pixels, result)
 
     def restore_with_flow(self, image: Any) -> tuple[Any, np.ndarray]:
         """``(restore(image), flow)``: flow (H, W, 2) float32, the first pass's expected displacement (x, y) in pixels."""
@@ -424,9 +468,14 @@ class Restorer:
             raise PffError("this model predicts pixels directly (kind 'direct'): it has no filters or flow")
         pixels = self._prepare(image)
         x, back = self._to_model(pixels.colour, pixels.dtype)
-        out, flow = self._passes(x, "flow")
-        assert flow is not None
-        return self._finish(pixels, back(self._hwc(out))), np.ascontiguousarray(flow.transpose(1, 2, 0))
+        sink, result = self._image_sink(pixels, back)
+        flow = np.empty((*result.shape[:2], 2), np.float32)  # (H', W', 2)
+
+        def flow_sink(lo: int, band: np.ndarray) -> None:
+            flow[lo : lo + band.shape[1]] = band.transpose(1, 2, 0)
+
+        self._passes(x, "flow", sink, flow_sink)
+        return self._finish(pixels, result), flow
 
     def restore_with_filters(self, image: Any, *, filters_out: np.ndarray | None = None) -> FilterPass:
         """Restore ``image`` (as :meth:`restore` takes it) and keep the first pass's per-pixel filters, in one pass.
@@ -443,10 +492,17 @@ class Restorer:
             raise PffError("this model predicts pixels directly (kind 'direct'): it has no filters")
         pixels = self._prepare(image)
         x, back = self._to_model(pixels.colour, pixels.dtype)
-        out, filters = self._passes(x, "filters", filters_out)
+        image_sink, result = self._image_sink(pixels, back)
+        gather, output = _gathered(self._sized(x))
+
+        def sink(lo: int, band: np.ndarray) -> None:
+            gather(lo, band)
+            image_sink(lo, band)
+
+        filters = self._passes(x, "filters", sink, filters_out)
         assert filters is not None
-        output = self._hwc(out)
-        return FilterPass(self._finish(pixels, back(output)), filters, self._hwc(x), output)
+        model_input = x.read(0, x.shape[2])  # (1, C, h, w)
+        return FilterPass(self._finish(pixels, result), filters, self._hwc(model_input), self._hwc(output))
 
     def filters(self, image: Any) -> np.ndarray:
         """Per-pixel filters of one pass on ``image`` (:meth:`restore_with_filters`), as (H', W', K, K) float32.
@@ -471,12 +527,35 @@ class Restorer:
         """
         pixels = self._prepare(degraded)
         x, _ = self._to_model(pixels.colour, pixels.dtype, protocol=True)
-        out, _ = self._passes(x, None)
-        values = out[0].double().numpy() * 255.0  # (C, H, W), clamped to [0, 1] before scaling
+        sink, out = _gathered(self._sized(x))
+        self._passes(x, None, sink)
+        values = out[0].astype(np.float64) * 255.0  # (C, H, W), clamped to [0, 1] before scaling
         if values.shape[0] == 1:
             return values[0]
         values = values.transpose(1, 2, 0)  # (H, W, 3)
         return values.mean(axis=2) if pixels.flat else values
+
+
+# Rows converted at a time between pixels and the model's float32: bounds the float temporaries.
+CHUNK_ROWS = 128
+
+
+def _by_rows(fn: Callable[[int, int], np.ndarray], out: np.ndarray) -> np.ndarray:
+    """``out[a:b] = fn(a, b)`` for consecutive chunks of ``CHUNK_ROWS`` rows; returns ``out``."""
+    for a in range(0, len(out), CHUNK_ROWS):
+        b = min(a + CHUNK_ROWS, len(out))
+        out[a:b] = fn(a, b)
+    return out
+
+
+def _gathered(shape: tuple[int, ...]) -> tuple[Sink, np.ndarray]:
+    """(a sink that gathers bands (C, n, W) into a whole array, that (1, C, H, W) float32 array)."""
+    whole = np.empty(shape, np.float32)
+
+    def sink(lo: int, band: np.ndarray) -> None:
+        whole[0, :, lo : lo + band.shape[1]] = band
+
+    return sink, whole
 
 
 def _pil_to_array(image: Any) -> np.ndarray:

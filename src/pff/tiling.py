@@ -198,48 +198,94 @@ def _normalised(spans: list[Span], length: int, upscale: int) -> list[np.ndarray
 
 
 Outputs = Sequence[torch.Tensor | None]
+# Receives finished output rows: ``sink(first_row, band)``, band (C_i, n, s*W) float32.
+Sink = Callable[[int, np.ndarray], Any]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A (1, C, H, W) input made band by band: ``read(lo, hi)`` -> (1, C, hi - lo, W) float32.
+
+    Lets a caller convert a large image to model input (colour, scaling) only
+    for the rows one band of tiles reads."""
+
+    shape: tuple[int, ...]
+    read: Callable[[int, int], torch.Tensor]
+
+    @classmethod
+    def of(cls, x: torch.Tensor) -> Rows:
+        """The rows of a whole (1, C, H, W) tensor."""
+        return cls(tuple(x.shape), lambda lo, hi: x[..., lo:hi, :])
+
+
+def _band(dest: np.ndarray | Sink, old: np.ndarray | None, span: Span, old_lo: int, s: int) -> np.ndarray:
+    """Where the tiles of the row ``span`` add their output: (C_i, s*(hi-lo), s*W).
+
+    An array destination is added into in place (its rows of the span). For
+    a sink, a new zeroed band: the rows it shares with the previous band
+    ``old`` (which began at row ``old_lo``) are carried over, in the order
+    they were summed; the others are finished and go to the sink."""
+    if isinstance(dest, np.ndarray):
+        return dest[:, s * span.lo : s * span.hi]
+    assert old is not None
+    band = np.zeros((old.shape[0], s * (span.hi - span.lo), old.shape[2]), np.float32)
+    done = s * (span.lo - old_lo)
+    if done:
+        dest(s * old_lo, old[:, :done])
+    band[:, : old.shape[1] - done] = old[:, done:]
+    return band
 
 
 def tiled(
     fn: Callable[[torch.Tensor], Outputs],
-    x: torch.Tensor,
+    x: torch.Tensor | Rows,
     *,
     tile: int | None,
     halo: int,
     align: int,
     upscale: int = 1,
-    out: Sequence[np.ndarray | None] | None = None,
+    out: Sequence[np.ndarray | Sink | None] | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> list[np.ndarray | None]:
-    """``fn`` over overlapping tiles of ``x``, feather-blended, one array per output of ``fn``.
+    """``fn`` over overlapping tiles of ``x``, feather-blended, one result per output of ``fn``.
 
     fn: ``(1, C, h, w) -> [(1, C_i, s*h, s*w) float or None, ...]`` (``s`` = ``upscale``).
-    x: ``(1, C, H, W)`` on the CPU (tiles move to the model's device inside ``fn``).
+    x: ``(1, C, H, W)`` on the CPU, or :class:`Rows` that make it one band of
+    tile rows at a time (tiles move to the model's device inside ``fn``).
     tile: tile size in input pixels (a multiple of ``align``), or None for one tile.
-    out: optional arrays ``(C_i, s*H, s*W)`` float32, zero-filled (e.g. a
-    ``numpy.memmap`` on disk), that output ``i`` is written into tile by
-    tile; the others are allocated. Only one tile's outputs are held at a time.
-    Returns the ``(C_i, s*H, s*W)`` float32 arrays (None where ``fn`` gave None).
-    ``progress(n)`` is called after every tile.
+    out: optional, one per output of ``fn``: a zero-filled ``(C_i, s*H, s*W)``
+    float32 array (e.g. a ``numpy.memmap`` on disk) that the tiles are added
+    into, or a sink ``sink(lo, band)`` that receives the finished output rows
+    ``[lo, lo + n)`` as a (C_i, n, s*W) float32 band, in order, each row once.
+    Outputs with neither are allocated. One band of tile rows is held at a
+    time: its input rows, and the output rows of the sinks it adds to.
+    Returns the ``(C_i, s*H, s*W)`` arrays (None where ``fn`` gave None or
+    the output went to a sink). ``progress(n)`` is called after every tile.
     """
-    h, w = x.shape[-2:]
+    source = x if isinstance(x, Rows) else Rows.of(x)
+    h, w = source.shape[-2:]
     tile = tile or ceil_to(max(h, w), align)
     rows, cols = axis_spans(h, tile, halo, align), axis_spans(w, tile, halo, align)
     row_weights, col_weights = _normalised(rows, h, upscale), _normalised(cols, w, upscale)
     s = upscale
-    results: list[np.ndarray | None] | None = None
+    dests: list[np.ndarray | Sink | None] = []
+    bands: list[np.ndarray | None] = []  # per output, where the current row of tiles adds
     for r, rw in zip(rows, row_weights):
+        band_in = source.read(r.read_lo, r.read_hi)  # (1, C, read_hi - read_lo, W)
         for c, cw in zip(cols, col_weights):
-            pieces = fn(x[..., r.read_lo : r.read_hi, c.read_lo : c.read_hi])
-            if results is None:
-                results = [
-                    None if p is None else (out[i] if out is not None and out[i] is not None
-                                            else np.zeros((p.shape[1], s * h, s * w), np.float32))
-                    for i, p in enumerate(pieces)
-                ]  # fmt: skip
+            pieces = fn(band_in[..., c.read_lo : c.read_hi])
+            if not dests:  # the first tile: every output's destination, and its first band
+                given = out if out is not None else [None] * len(pieces)
+                dests = [None if p is None else d if d is not None else np.zeros((p.shape[1], s * h, s * w), np.float32)
+                         for p, d in zip(pieces, given)]  # fmt: skip
+                bands = [d if d is None or isinstance(d, np.ndarray) else np.zeros((p.shape[1], 0, s * w), np.float32)
+                         for p, d in zip(pieces, dests)]  # fmt: skip
+                previous_lo = r.lo
+            if c is cols[0]:
+                bands = [None if d is None else _band(d, b, r, previous_lo, s) for d, b in zip(dests, bands)]
             weight = np.outer(rw, cw)  # (s*(hi-lo), s*(hi-lo)) of this tile
-            for piece, dest in zip(pieces, results):
-                if piece is None or dest is None:
+            for piece, band in zip(pieces, bands):
+                if piece is None or band is None:
                     continue
                 crop = piece[0, :, s * (r.lo - r.read_lo) : s * (r.hi - r.read_lo),
                              s * (c.lo - c.read_lo) : s * (c.hi - c.read_lo)]  # fmt: skip
@@ -249,8 +295,11 @@ def tiled(
                         f"the model's output is not {s}x its input: a {r.read_hi - r.read_lo}x"
                         f"{c.read_hi - c.read_lo} tile gave {tuple(piece.shape[-2:])}"
                     )
-                dest[:, s * r.lo : s * r.hi, s * c.lo : s * c.hi] += crop * weight
+                band[:, :, s * c.lo : s * c.hi] += crop * weight
             if progress:
                 progress(1)
-    assert results is not None
-    return results
+        previous_lo = r.lo
+    for dest, band in zip(dests, bands):
+        if callable(dest) and band is not None:
+            dest(s * previous_lo, band)
+    return [d if isinstance(d, np.ndarray) else None for d in dests]
