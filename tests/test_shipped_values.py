@@ -11,7 +11,7 @@ import torch
 
 from pff.cli import main
 from pff.cli.demo import DEMOS, degrade, sample
-from pff.degrade import upsample
+from pff.degrade import modcrop, upsample
 from pff.errors import PffError
 from pff.models import TASK_MODELS, available, default_model, read_card
 from pff.models.zoo import card_from_dict, card_to_dict
@@ -28,8 +28,8 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("name", available())
 def test_each_shipped_model_beats_its_input_on_the_demo_sample(name):
     card = read_card(name)
-    clean = sample(card.task)
-    degraded = degrade(card.task, clean)
+    clean = modcrop(sample(card.task), card.scale)  # 160 px: cropped to 159 for x3
+    degraded = degrade(card.task, clean, card.scale)
     restored = Restorer.from_pretrained(name).restore(degraded)
     shown = upsample(degraded, card.scale) if card.task == "sr" else degraded
     assert _psnr(restored, clean) > _psnr(shown, clean) + 0.2
@@ -43,10 +43,12 @@ def test_the_task_tables_agree():
 
 
 @pytest.mark.skipif(not _SET5.is_dir(), reason="../shared/data is not here")
-def test_readme_set5_x4_row_holds(tmp_path):
+@pytest.mark.parametrize(("model", "scale", "psnr"), [("sr-x4", 4, 31.28), ("sr-x2", 2, 36.82), ("sr-x3", 3, 32.86)])
+def test_readme_set5_rows_hold(tmp_path, model, scale, psnr):
     out = tmp_path / "r.json"
-    assert main(["eval", "--task", "sr", "--data", str(_SET5), "--model", "sr-x4", "--json", str(out)]) == 0
-    assert abs(json.loads(out.read_text())["psnr"] - 31.28) <= 0.02
+    args = ["eval", "--task", "sr", "--scale", str(scale), "--data", str(_SET5), "--model", model, "--json", str(out)]
+    assert main(args) == 0
+    assert abs(json.loads(out.read_text())["psnr"] - psnr) <= 0.02
 
 
 def test_filters_applied_with_the_op_reproduce_restore():
@@ -73,15 +75,16 @@ def test_old_cards_without_degrade_get_the_task_default_and_bad_keys_fail():
 
 
 def test_requests_a_card_does_not_fit_are_one_line_errors(capsys, tmp_path):
-    with pytest.raises(PffError, match=r"^no shipped sr model for scale 2 \(available: 4\)$"):
-        default_model("sr", scale=2)
+    with pytest.raises(PffError, match=r"^no shipped sr model for scale 5 \(available: 2, 3, 4\)$"):
+        default_model("sr", scale=5)
     from pff.io import write_image
 
     write_image(tmp_path / "x.png", sample("sr"))
     assert main(["eval", "--task", "sr", "--scale", "2", "--data", str(tmp_path), "--model", "sr-x4"]) != 0
     assert "pff: error: model 'sr-x4' is trained for sr scale 4, not 2" in capsys.readouterr().err
-    assert main(["restore", str(tmp_path / "x.png"), "--task", "sr", "--scale", "2", "-o", str(tmp_path / "b.png")]) != 0
+    assert main(["restore", str(tmp_path / "x.png"), "--task", "sr", "--scale", "5", "-o", str(tmp_path / "b.png")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["pff: error: no shipped sr model for scale 2 (available: 4)"]
+    assert err == ["pff: error: no shipped sr model for scale 5 (available: 2, 3, 4)"]
+    assert not (tmp_path / "b.png").exists()
     with pytest.raises(PffError, match="restores 'jpeg', not 'sr'"):
         Restorer.from_pretrained("jpeg", task="sr")

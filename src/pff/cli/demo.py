@@ -45,8 +45,9 @@ def sample(task: str) -> np.ndarray:
         return read_image(path)
 
 
-def degrade(task: str, clean: np.ndarray) -> np.ndarray:
-    """The demo input: (H, W, 3) uint8; for sr the (H/4, W/4, 3) low-resolution image (the default sr model's scale)."""
+def degrade(task: str, clean: np.ndarray, scale: int = 4) -> np.ndarray:
+    """The demo input: (H, W, 3) uint8; for sr the (H/scale, W/scale, 3) low-resolution image
+    (default: the default sr model's scale)."""
     from pff.degrade import Jpeg, MotionBlur, imresize, to_uint8
 
     rng = np.random.default_rng(_SEED)
@@ -54,7 +55,7 @@ def degrade(task: str, clean: np.ndarray) -> np.ndarray:
         return MotionBlur(length_range=(11, 15))(clean, rng).astype(np.uint8)
     if task == "jpeg":
         return Jpeg(quality=20, gray=False)(clean, rng).astype(np.uint8)
-    return to_uint8(imresize(clean, 0.25))
+    return to_uint8(imresize(clean, 1.0 / scale))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
