@@ -144,8 +144,9 @@ class Restorer:
             degradation (for sr, the scale the inputs are low-resolution by).
         device: ``"cpu"`` or ``"cuda"``.
         tile: tile size in input pixels (rounded up to the alignment); ``0``
-            runs the whole image at once; ``None`` runs images up to
-            ``AUTO_WHOLE_PIXELS`` whole and tiles larger ones with ``AUTO_TILE``.
+            runs the whole image at once; ``None`` runs images of up to
+            ``AUTO_WHOLE_PIXELS`` output pixels whole and tiles larger ones with
+            ``AUTO_TILE`` output pixels (``AUTO_TILE // upscale`` input pixels).
         iterations: passes of the model, each on the previous output (2 is the
             paper's "PFF+1").
         strength: in [0, 1]; 0 returns the input (for SR: the bicubic
@@ -253,8 +254,9 @@ class Restorer:
     def _tile_for(self, h: int, w: int) -> int | None:
         """The tile size for an h x w input, or None for the whole image."""
         tile = self.tile
-        if tile is None:
-            tile = 0 if h * w <= AUTO_WHOLE_PIXELS else AUTO_TILE
+        if tile is None:  # by output pixels: an upscaling model's filters are as many as its output's
+            s = self.upscale
+            tile = 0 if h * w * s * s <= AUTO_WHOLE_PIXELS else max(AUTO_TILE // s, self.align)
         if tile == 0 or tile >= max(h, w):
             return None
         return ceil_to(tile, self.align)
