@@ -167,3 +167,25 @@ def test_restorer_upscales_colour_and_alpha_with_an_lr_input_model():
     np.testing.assert_array_equal(out[..., 3], expected[..., 3])  # alpha: exactly the bicubic upsampling
     inner = np.abs(out[6:-6, 6:-6, :3].astype(int) - expected[6:-6, 6:-6, :3].astype(int))
     assert inner.max() <= 1  # colour: the same up to rounding
+
+
+def test_upscaling_model_flow_is_measured_from_the_output_pixel():
+    """The bicubic start reads symmetrically around every output pixel: zero flow (away from the
+    border), whatever the sub-pixel phase; a filter reading the low-resolution pixel to the right
+    reads from that pixel's centre, s*1 + (s-1)/2 - X % s output pixels away."""
+    from pff.models import ModelCard
+    from pff.restore import Restorer
+
+    model = create("pff-sr", channels="y", upscale=3)
+    card = ModelCard(task="sr", channels="y", model=model.config, degrade={"scale": 3, "upsample": False})
+    image = np.random.default_rng(0).integers(0, 256, (20, 22)).astype(np.uint8)
+    _, flow = Restorer(model, card).restore_with_flow(image)  # (60, 66, 2)
+    np.testing.assert_allclose(flow[6:-6, 6:-6], 0.0, atol=1e-5)
+    with torch.no_grad():  # every filter: one tap at low-resolution offset (0, +1)
+        model.predictor.out.bias.copy_(-model.delta)
+        model.predictor.out.bias.view(49, 9)[3 * 7 + 4] += 1.0
+    _, flow = Restorer(model, card).restore_with_flow(image)
+    expected_y = 1 - np.arange(60) % 3  # s*0 + (s-1)/2 - Y % s: the centre of the pixel's own row block
+    np.testing.assert_allclose(flow[..., 1], np.broadcast_to(expected_y[:, None], (60, 66)), atol=1e-5)
+    expected_x = 3 + 1 - np.arange(66) % 3  # s*1 + (s-1)/2 - X % s
+    np.testing.assert_allclose(flow[..., 0], np.broadcast_to(expected_x, (60, 66)), atol=1e-5)

@@ -289,7 +289,17 @@ class Restorer:
         if extra == "filters":
             return [restored, filters]
         # An upscaling model's taps are s output pixels apart (pff.ops.filter_flow_up).
-        return [restored, expected_flow(filters, dilation=self._config.dilation * self.upscale)]  # (1, 2, h, w)
+        flow = expected_flow(filters, dilation=self._config.dilation * self.upscale)  # (1, 2, h, w)
+        if self.upscale > 1:
+            # Measured from the output pixel itself, not from its low-resolution block: tap d of output
+            # pixel Y reads the pixel whose centre lies s*d + (s - 1)/2 - Y % s away, so the bicubic
+            # start has zero flow. Tiles start at multiples of s, so local phases are the global ones.
+            up = self.upscale
+            shift = lambda n: (up - 1) / 2 - (torch.arange(n) % up).float()  # noqa: E731
+            mass = filters.sum(dim=1)  # (1, h, w)
+            flow[:, 0] += mass * shift(flow.shape[-1])
+            flow[:, 1] += mass * shift(flow.shape[-2])[:, None]
+        return [restored, flow]
 
     def _map(
         self, x: Rows, extra: Literal["filters", "flow"] | None, out: list[np.ndarray | Sink | None]
