@@ -84,9 +84,10 @@ class PairDataset(torch.utils.data.Dataset):
         length: the number of samples an epoch has.
 
     ``dataset[i]`` is ``(degraded, clean)``, two float32 tensors (C, patch,
-    patch) in [0, 1] (the degraded one ``patch / shrink`` pixels square when
-    the degradation returns a ``shrink`` times smaller image), C = 3 for "rgb" and 1 for "y"; the degraded one holds
-    8-bit values (k / 255). The image is chosen uniformly among the usable ones.
+    patch) in [0, 1], C = 3 for "rgb" and 1 for "y"; the degraded one holds
+    8-bit values (k / 255) and is ``patch / shrink`` pixels square when the
+    degradation returns a ``shrink`` times smaller image (SR in low
+    resolution). The image is chosen uniformly among the usable ones.
 
     Decoded images are cached lazily (decoded on first use) in a plain dict:
     forked DataLoader workers inherit what the parent already decoded and fill
