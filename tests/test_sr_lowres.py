@@ -189,3 +189,15 @@ def test_upscaling_model_flow_is_measured_from_the_output_pixel():
     np.testing.assert_allclose(flow[..., 1], np.broadcast_to(expected_y[:, None], (60, 66)), atol=1e-5)
     expected_x = 3 + 1 - np.arange(66) % 3  # s*1 + (s-1)/2 - X % s
     np.testing.assert_allclose(flow[..., 0], np.broadcast_to(expected_x, (60, 66)), atol=1e-5)
+
+
+def test_validation_baseline_of_low_resolution_pairs_is_the_protocols_upsampling():
+    from pff.degrade import upsample
+    from pff.train import _input_estimate
+
+    low = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 1, 8, 9)).astype(np.float32) / 255)
+    out = _input_estimate(low, torch.zeros(2, 1, 24, 27))
+    assert out.shape == (2, 1, 24, 27)
+    for i in range(2):
+        expected = upsample(np.round(low[i, 0].numpy() * 255).astype(np.uint8), 3) / 255.0
+        np.testing.assert_allclose(out[i, 0].numpy(), expected, rtol=0, atol=1e-7)

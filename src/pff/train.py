@@ -453,16 +453,17 @@ class Validation:
 
 
 def _input_estimate(degraded: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-    """The degraded batch at the clean one's size: itself, or its MATLAB bicubic upsampling (SR in low resolution)."""
+    """The degraded batch at the clean one's size: itself, or (SR in low resolution) the protocol's
+    baseline, ``pff.degrade.upsample`` of the 8-bit low-resolution crops."""
     if degraded.shape == clean.shape:
         return degraded
-    from pff.degrade.resize import imresize
+    from pff.degrade import upsample
 
     b, c, h, w = degraded.shape
-    stack = degraded.permute(2, 3, 0, 1).reshape(h, w, b * c).double().numpy()  # (h, w, B*C)
-    up = imresize(stack, float(clean.shape[-1] // w))  # (H, W, B*C)
+    stack = (degraded.permute(2, 3, 0, 1).reshape(h, w, b * c) * 255).round().to(torch.uint8).numpy()  # (h, w, B*C)
+    up = upsample(stack, clean.shape[-1] // w)  # (H, W, B*C) uint8
     up = up.reshape(*up.shape[:2], b, c).transpose(2, 3, 0, 1)  # (B, C, H, W)
-    return torch.from_numpy(np.ascontiguousarray(up)).float()
+    return torch.from_numpy(np.ascontiguousarray(up)).float() / 255.0
 
 
 def _pooled_psnr(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
