@@ -48,7 +48,7 @@ def _filter_flow_unrolled(image: torch.Tensor, filters: torch.Tensor, k: int, pa
 
 
 class ExportWrapper(nn.Module):
-    """``image (1, C, H, W) -> restored (1, C, H, W)`` in [0, 1], any H, W >= 1.
+    """``image (1, C, H, W) -> restored (1, C, s*H, s*W)`` in [0, 1], any H, W >= 1 (s: the model's upscale, 1 but for SR in low resolution).
 
     The model's own forward, except that a filter op that is not the linear
     low-rank path is unrolled into plain slices (``_filter_flow_unrolled``).
@@ -62,9 +62,11 @@ class ExportWrapper(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.unrolled:
-            config = self.model.config
-            filters = self.model.filters_from(self.model.predictor(image))  # (1, K*K, H, W)
-            restored = _filter_flow_unrolled(image, filters, config.kernel, config.padding, config.dilation)
+            config, s = self.model.config, self.model.upscale
+            filters = self.model.filters_from(self.model.predictor(image))  # (1, K*K, s*H, s*W)
+            # An upscaling model: pff.ops.filter_flow_up, i.e. dilation s on the nearest upsampling.
+            source = image if s == 1 else image.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
+            restored = _filter_flow_unrolled(source, filters, config.kernel, config.padding, config.dilation * s)
         else:
             restored = self.model(image, return_filters=False)[0]
         return restored.clamp(0.0, 1.0)
@@ -140,6 +142,8 @@ def export_model(
         data = _onnx_bytes(wrapper, example) if fmt == "onnx" else _torchscript_bytes(wrapper, example)
     except ModuleNotFoundError as err:
         raise PffError(f"exporting to ONNX needs the onnx and onnxscript packages: pip install 'pff[export]' ({err.name} missing)") from err
+    except Exception as err:  # the tracers raise their own types; a model they cannot follow is one line
+        raise PffError(f"cannot export this model to {fmt}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
     difference = 0.0
     for i, (h, w) in enumerate(check_sizes):
         check = torch.rand(1, channels, h, w, generator=torch.Generator().manual_seed(seed + 1 + i))
