@@ -163,3 +163,26 @@ def test_validation_set_is_fixed(folder: Path):
     # No augmentation: rows grow downwards, columns to the right.
     clean = val[0][1]
     assert torch.all(clean[0, 1:] > clean[0, :-1]) and torch.all(clean[1, :, 1:] > clean[1, :, :-1])
+
+
+def test_pair_dataset_gray_share(folder: Path):
+    paths = list_images([folder])
+    jpeg = Jpeg(quality=20, gray=False)
+    colour = PairDataset(paths, jpeg, patch=16, augment=False, seed=4)
+    all_gray = PairDataset(paths, jpeg, patch=16, augment=False, seed=4, gray=1.0)
+    for i in range(4):
+        degraded, clean = all_gray[i]
+        assert torch.equal(clean[0], clean[1]) and torch.equal(clean[1], clean[2])
+        # The gray crop is the MATLAB luma of the colour crop at the same place, and its JPEG is the
+        # grayscale JPEG of that luma (the luma benchmark's input), repeated in R, G and B.
+        rgb = np.round(colour[i][1].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+        luma = rgb_to_y(rgb)
+        np.testing.assert_array_equal(np.round(clean[0].numpy() * 255), luma)
+        np.testing.assert_array_equal(np.round(degraded.numpy() * 255), np.stack([jpeg_roundtrip(luma, 20)] * 3))
+    half = PairDataset(paths, jpeg, patch=16, augment=False, seed=4, gray=0.5, length=200)
+    share = np.mean([torch.equal(half[i][1][0], half[i][1][2]) for i in range(200)])
+    assert 0.35 < share < 0.65  # (the coordinate images are never gray themselves: B is constant)
+    with pytest.raises(PffError, match="gray share in"):
+        PairDataset(paths, jpeg, gray=1.5)
+    with pytest.raises(PffError, match="needs channels='rgb'"):
+        PairDataset(paths, Jpeg(), channels="y", gray=0.5)

@@ -108,3 +108,55 @@ def test_live1_q10_baseline(shared_data):
         mse = np.mean((y.astype(np.float64) - jpeg_roundtrip(y, 10)) ** 2)
         scores.append(10 * np.log10(255.0**2 / mse))
     assert np.mean(scores) == pytest.approx(27.77, abs=0.02)
+
+
+def _rgb(shape=(48, 40)) -> np.ndarray:
+    return np.stack([_gray(shape, seed=s) for s in range(3)], axis=2)
+
+
+def test_a_gray_rgb_image_codes_exactly_like_its_grayscale_jpeg():
+    # PairDataset's gray crops rely on it: chroma of R = G = B is constant 128.
+    gray = _gray((37, 45), seed=5)
+    for quality in (5, 30, 90):
+        colour = jpeg_roundtrip(np.repeat(gray[:, :, None], 3, axis=2), quality)
+        np.testing.assert_array_equal(colour, np.repeat(jpeg_roundtrip(gray, quality)[:, :, None], 3, axis=2))
+
+
+def test_wide_qualities_are_log_uniform_and_in_range():
+    jpeg = Jpeg(quality=(20, 20), wide_quality=(5, 95), wide_prob=0.5)
+    rng = np.random.default_rng(0)
+    draws = np.array([jpeg.draw_quality(rng) for _ in range(4000)])
+    assert draws.min() >= 5 and draws.max() <= 95
+    wide = draws[draws != 20]
+    assert 0.45 < (draws != 20).mean() < 0.55  # 20 itself is drawn by the wide range too, rarely
+    # Log-uniform over [4.5, 95.5]: P(q <= 10) = log(10.5 / 4.5) / log(95.5 / 4.5) = 0.278.
+    assert abs((wide <= 10).mean() - 0.278) < 0.04
+    assert {jpeg.draw_quality(np.random.default_rng(s)) for s in range(3)} == {
+        jpeg.draw_quality(np.random.default_rng(s)) for s in range(3)}  # fmt: skip
+    assert all(Jpeg(quality=(7, 9)).draw_quality(np.random.default_rng(s)) in (7, 8, 9) for s in range(20))
+
+
+def test_double_compression_and_subsampling_choice():
+    clean = _rgb()
+    twice = Jpeg(quality=30, gray=False, double_prob=1.0, wide_quality=50, wide_prob=0.0)
+    once = jpeg_roundtrip(clean, 30)
+    np.testing.assert_array_equal(twice(clean, np.random.default_rng(0)), jpeg_roundtrip(once, 30))
+    # One of the listed subsamplings per call, chosen by the generator.
+    mixed = Jpeg(quality=30, gray=False, subsampling=["4:4:4", "4:2:0"])
+    outs = {mixed(clean, np.random.default_rng(s)).tobytes() for s in range(12)}
+    expected = {jpeg_roundtrip(clean, 30, subsampling=s).astype(np.float32).tobytes() for s in ("4:4:4", "4:2:0")}
+    assert outs == expected
+    np.testing.assert_array_equal(mixed(clean, np.random.default_rng(3)), mixed(clean, np.random.default_rng(3)))
+
+
+def test_jpeg_new_parameter_errors():
+    with pytest.raises(PffError, match="wide_prob: expected a probability"):
+        Jpeg(wide_prob=1.5)
+    with pytest.raises(PffError, match="double_prob: expected a probability"):
+        Jpeg(double_prob=-0.1)
+    with pytest.raises(PffError, match="wide_quality: expected a quality range"):
+        Jpeg(wide_quality=(95, 5))
+    with pytest.raises(PffError, match="subsampling"):
+        Jpeg(gray=False, subsampling=["4:2:0", "4:1:1"])
+    with pytest.raises(PffError, match="subsampling"):
+        Jpeg(gray=False, subsampling=[])

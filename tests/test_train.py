@@ -394,3 +394,32 @@ def test_shipped_configs_parse_and_build(path):
     restored, _ = model(torch.rand(1, 3 if cfg.channels == "rgb" else 1, 33, 35))
     s = cfg.model.upscale  # an SR model computing in low resolution returns an s times larger image
     assert restored.shape[-2:] == (33 * s, 35 * s)
+
+
+def test_init_starts_a_colour_model_from_a_trained_luma_model(tmp_path, images, capsys):
+    luma_out = tmp_path / "luma"
+    assert main(["train", "--config", str(_write_config(tmp_path / "luma.toml", images)), "--out", str(luma_out)]) == 0
+    colour = _write_config(
+        tmp_path / "colour.toml", images,
+        model='arch = "pff-tiny"\nkernel = 5\nconstraint = "none"\ncolor = "ycbcr"',
+        **{"data.degrade": "gray = false\nquality = [10, 30]\nsubsampling = [\"4:2:0\", \"4:4:4\"]"},
+    )  # fmt: skip
+    text = colour.read_text().replace('channels = "y"', f'channels = "rgb"\ninit = "{luma_out}"')
+    colour.write_text(text.replace("workers = 0", "workers = 0\ngray = 0.5"))
+    out = tmp_path / "colour"
+    # One step at a negligible learning rate: the saved weights are the transplanted start.
+    assert main(["train", "--config", str(colour), "--out", str(out), "--set", "train.steps=1", "--set", "optim.lr=1e-12"]) == 0
+    before, after = _weights(luma_out), _weights(out)
+    n = before["predictor.out.weight"].shape[0]
+    torch.testing.assert_close(after["basis"], before["basis"], rtol=0, atol=1e-9)
+    torch.testing.assert_close(after["predictor.out.weight"][:n], before["predictor.out.weight"], rtol=0, atol=1e-9)
+    assert after["predictor.out.weight"][n:].abs().max() < 1e-9  # chroma starts at the identity
+    assert load(out)[1].model.color == "ycbcr"
+    capsys.readouterr()
+    assert main(["train", "--config", str(colour), "--out", str(tmp_path / "x"), "--set", "init='nope'"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pff: error: init: no model 'nope'") and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+    assert main(["train", "--config", str(_write_config(tmp_path / "g.toml", images)), "--out", str(tmp_path / "y"),
+                 "--set", "data.gray=0.5"]) == 2  # fmt: skip
+    assert "data.gray: gray crops need channels = 'rgb'" in capsys.readouterr().err

@@ -71,6 +71,11 @@ _YCC_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
 _RGB_MATRIX = np.linalg.inv(_YCC_MATRIX)
 
 
+def ycbcr_transform() -> tuple[np.ndarray, np.ndarray]:
+    """``(matrix (3, 3), offset (3,))`` float64 copies: ``ycc = matrix @ rgb + offset`` for [0, 1] values."""
+    return _YCC_MATRIX.copy(), _YCC_OFFSET.copy()
+
+
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) float in [0, 1] -> (H, W, 3) float32 YCbCr in [0, 1] (MATLAB ``rgb2ycbcr`` / 255, not rounded)."""
     return (rgb.astype(np.float32) @ _YCC_MATRIX.T.astype(np.float32)) + _YCC_OFFSET.astype(np.float32)

@@ -82,6 +82,9 @@ class PairDataset(torch.utils.data.Dataset):
             degrading; all three degradations commute with them in law).
         seed: with the index, fixes every random choice.
         length: the number of samples an epoch has.
+        gray: the share of "rgb" crops made gray (R = G = B = their MATLAB
+            luma, uint8) before degrading, so that a colour model also learns
+            gray images (the luma benchmark's input is such an image).
 
     ``dataset[i]`` is ``(degraded, clean)``, two float32 tensors (C, patch,
     patch) in [0, 1], C = 3 for "rgb" and 1 for "y"; the degraded one holds
@@ -104,6 +107,7 @@ class PairDataset(torch.utils.data.Dataset):
         augment: bool = True,
         seed: int = 0,
         length: int = 100_000,
+        gray: float = 0.0,
     ) -> None:
         if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
             raise PffError(f"expected a positive integer patch size, got {patch!r}")
@@ -111,6 +115,10 @@ class PairDataset(torch.utils.data.Dataset):
             raise PffError(f"expected channels in {CHANNELS}, got {channels!r}")
         if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
             raise PffError(f"expected a positive dataset length, got {length!r}")
+        if isinstance(gray, bool) or not isinstance(gray, (int, float)) or not 0.0 <= gray <= 1.0:
+            raise PffError(f"expected a gray share in [0, 1], got {gray!r}")
+        if gray and channels != "rgb":
+            raise PffError(f"a gray share needs channels='rgb', got {channels!r}")
         need = 1 if channels == "y" else 3
         if degradation.channels not in (None, need):
             raise PffError(
@@ -129,6 +137,7 @@ class PairDataset(torch.utils.data.Dataset):
         self.patch = int(patch)
         self.crop = self.patch + 2 * int(degradation.margin)
         self.channels = channels
+        self.gray = float(gray)
         self.augment = bool(augment)
         self.seed = int(seed)
         self.length = int(length)
@@ -173,6 +182,8 @@ class PairDataset(torch.utils.data.Dataset):
                 clean = clean[:, ::-1]
         if self.channels == "y":
             clean = rgb_to_y(clean)[:, :, None]  # (crop, crop, 1) uint8
+        elif self.gray and rng.random() < self.gray:
+            clean = np.repeat(rgb_to_y(clean)[:, :, None], 3, axis=2)  # (crop, crop, 3) uint8, R = G = B
         clean = np.ascontiguousarray(clean)
         degraded = self.degradation(clean, rng)
         f = self.shrink
@@ -201,10 +212,11 @@ class ValidationSet(PairDataset):
         per_image: int = 4,
         channels: str = "rgb",
         seed: int = 0,
+        gray: float = 0.0,
     ) -> None:
         if isinstance(per_image, bool) or not isinstance(per_image, (int, np.integer)) or per_image < 1:
             raise PffError(f"expected a positive per_image, got {per_image!r}")
-        super().__init__(paths, degradation, patch=patch, channels=channels, augment=False, seed=seed)
+        super().__init__(paths, degradation, patch=patch, channels=channels, augment=False, seed=seed, gray=gray)
         self.per_image = int(per_image)
         self.length = len(self.paths) * self.per_image
 

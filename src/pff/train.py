@@ -56,6 +56,7 @@ class DataConfig:
     patch: int = bounded(64, ge=1)
     augment: bool = True
     workers: int = bounded(1, ge=0, le=1024)  # DataLoader processes; 0 makes pairs in the training process
+    gray: float = bounded(0.0, ge=0, le=1)  # share of RGB crops made gray (pff.data.PairDataset)
     degrade: dict[str, Any] = field(default_factory=dict)  # pff.degrade.for_task(task, **degrade)
 
     def __post_init__(self) -> None:
@@ -119,6 +120,7 @@ class RunConfig:
 
     task: Literal["deblur", "jpeg", "sr"] = "deblur"
     channels: Literal["rgb", "y"] = "rgb"
+    init: str = ""  # start from this model (shipped name or folder): pff.models.zoo.transplant
     seed: int = bounded(0, ge=0, lt=2**63)  # numpy and torch both take it (and seed + 1)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -128,6 +130,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_bounds(self)
+        if self.data.gray and self.channels != "rgb":
+            raise PffError(f"data.gray: gray crops need channels = 'rgb', got {self.channels!r}")
         if self.model.kind == "direct" and (self.loss.smoothness or self.loss.sparsity):
             raise PffError("loss.smoothness: filter regularisers need a filter model (model.kind = 'pff')")
         if self.model.upscale > 1:
@@ -578,13 +582,13 @@ def make_datasets(cfg: RunConfig, length: int):
         raise PffError(f"data.degrade: {err}") from err
     train_set = data.PairDataset(
         train_paths, physics, patch=cfg.data.patch, channels=cfg.channels, augment=cfg.data.augment,
-        seed=cfg.seed, length=length,
+        seed=cfg.seed, length=length, gray=cfg.data.gray,
     )
     val_set = None
     if val_paths:
         val_set = data.ValidationSet(
             val_paths, physics, patch=cfg.data.val_patch, per_image=cfg.data.val_per_image,
-            channels=cfg.channels, seed=cfg.seed + 1,
+            channels=cfg.channels, seed=cfg.seed + 1, gray=cfg.data.gray,
         )
     return train_set, val_set
 
@@ -634,6 +638,13 @@ def train(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = False) 
     with torch.random.fork_rng(devices=[]):  # initial weights from the seed, global RNG untouched
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, 3 if cfg.channels == "rgb" else 1)
+    if cfg.init and saved is None:
+        from pff.models.zoo import load, transplant
+
+        try:
+            transplant(model, load(cfg.init)[0])
+        except PffError as err:
+            raise PffError(f"init: {err}") from err
     model = model.to(device, memory_format=torch.channels_last if cfg.train.channels_last else torch.preserve_format)
     trainer = Trainer(cfg, model, device, dist)
     if saved is not None:

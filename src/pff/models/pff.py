@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pff import ops
+from pff import color, ops
 from pff.errors import PffError
 from pff.models.predictor import TwoStreamPredictor
 
@@ -48,6 +48,11 @@ class ModelConfig:
     Head: ``basis`` predicts ``basis`` coefficients per pixel that multiply a
     learned ``(basis, K*K)`` filter basis (low rank, cheap at full
     resolution); ``full`` predicts all ``K*K`` weights directly.
+    Colour: ``shared`` applies each pixel's filter to every channel;
+    ``ycbcr`` (RGB models, basis head) converts the image to YCbCr (MATLAB
+    BT.601) and predicts two filters per pixel from it, one for luma and one
+    shared by the two chroma channels (each with its own basis), then
+    converts back: chroma, coarsely coded in a JPEG, gets its own filters.
     Deep stream: a ``stem_width`` convolution of stride ``stem_stride`` then
     one residual stage per entry of ``widths``/``depths``/``strides``/
     ``dilations``; shallow stream: ``shallow_depth`` full-resolution layers.
@@ -86,6 +91,7 @@ class ModelConfig:
     head_depth: int = 0
     head_kernel: int = 1
     upscale: int = 1
+    color: Literal["shared", "ycbcr"] = "shared"
 
     def __post_init__(self) -> None:
         # Sizes are checked before lengths and values are echoed, so a hostile
@@ -115,6 +121,11 @@ class ModelConfig:
             _require(self.kind == "pff", "upscale", f"needs kind 'pff' (filters), got kind {self.kind!r}")
             _require(self.head == "full", "upscale", "needs head = 'full' (one filter per output sub-pixel)")
             _require(self.constraint != "softmax", "upscale", "needs constraint 'none' or 'normalized'")
+        _require(self.color in ("shared", "ycbcr"), "color", f"must be 'shared' or 'ycbcr', got {self.color!r}")
+        if self.color == "ycbcr":
+            _require(self.kind == "pff", "color", f"'ycbcr' needs kind 'pff' (filters), got kind {self.kind!r}")
+            _require(self.head == "basis" and self.constraint != "softmax" and self.upscale == 1, "color",
+                     "'ycbcr' needs head = 'basis', constraint 'none' or 'normalized' and upscale 1")  # fmt: skip
         weights = self.weight_estimate()
         _require(
             weights <= MAX_WEIGHTS, "widths",
@@ -149,7 +160,7 @@ class ModelConfig:
         """Keyword arguments of ``TwoStreamPredictor`` taken from this config."""
         skip = {
             "arch", "kind", "kernel", "dilation", "constraint", "centre_mass", "prior_spread", "padding", "head",
-            "basis", "upscale",
+            "basis", "upscale", "color",
         }
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
@@ -250,9 +261,20 @@ class PFF(nn.Module):
         self.upscale = config.upscale
         taps = config.kernel**2
         n_out = (config.basis if config.head == "basis" else taps) * config.upscale**2
+        self.ycbcr = config.color == "ycbcr"
+        if self.ycbcr:
+            if in_channels != 3:
+                raise PffError(f"color: 'ycbcr' needs RGB images (3 channels), got {in_channels}")
+            matrix, offset = (torch.tensor(a, dtype=torch.float32) for a in color.ycbcr_transform())
+            self.register_buffer("ycc_matrix", matrix, persistent=False)  # (3, 3)
+            self.register_buffer("ycc_offset", offset, persistent=False)  # (3,)
+            self.register_buffer("rgb_matrix", torch.linalg.inv(matrix.double()).float(), persistent=False)
+            n_out *= 2  # luma coefficients, then chroma coefficients
         self.predictor = TwoStreamPredictor(in_channels, n_out, **config.stream_kwargs())
         if config.head == "basis":
             self.basis = nn.Parameter(hermite_basis(config.kernel, config.basis))  # (N, K*K)
+        if self.ycbcr:
+            self.chroma_basis = nn.Parameter(hermite_basis(config.kernel, config.basis))  # (N, K*K)
         if config.constraint == "softmax":
             # Not (nearly) the delta: a softmax that close to one-hot gives the
             # other taps almost no gradient (ModelConfig, tests/test_models.py).
@@ -268,22 +290,30 @@ class PFF(nn.Module):
             delta[taps // 2] = 1.0
             self.register_buffer("delta", delta, persistent=False)  # (K*K,)
 
-    def _basis(self) -> torch.Tensor:
-        basis = self.basis.float()  # (N, K*K)
+    def _basis(self, chroma: bool = False) -> torch.Tensor:
+        basis = (self.chroma_basis if chroma else self.basis).float()  # (N, K*K)
         if self.config.constraint == "normalized":
             basis = basis - basis.mean(dim=1, keepdim=True)  # corrections sum to 0
         return basis
 
-    def filters_from(self, out: torch.Tensor) -> torch.Tensor:
-        """Filters ``(B, K*K, H, W)`` from the predictor output ``(B, N or K*K, H, W)``."""
+    def filters_from(self, out: torch.Tensor, *, chroma: bool = False) -> torch.Tensor:
+        """Filters ``(B, K*K, H, W)`` from the predictor output ``(B, N or K*K, H, W)``.
+
+        A ``ycbcr`` model's output holds luma then chroma coefficients: these
+        are the luma filters (the ones ``forward`` returns), or with
+        ``chroma`` the filters of the two chroma channels.
+        """
         out = out.float()
+        if self.ycbcr:
+            n = self.config.basis
+            out = out[:, n:] if chroma else out[:, :n]
         b, c, h, w = out.shape
         softmax = self.config.constraint == "softmax"
         offset = (self.prior if softmax else self.delta).float()  # (K*K,): centre logit or delta filter
         if self.config.head == "basis":
             # offset + basis^T @ coefficients as one batched GEMM per image, (K*K, N) @ (N, H*W),
             # written straight into standard layout (no transposed copies of the K*K maps).
-            basis_t = self._basis().T.expand(b, -1, -1)  # (B, K*K, N)
+            basis_t = self._basis(chroma).T.expand(b, -1, -1)  # (B, K*K, N)
             filters = torch.baddbmm(offset[None, :, None], basis_t, out.reshape(b, c, h * w))  # (B, K*K, H*W)
             filters = filters.view(b, -1, h, w)  # (B, K*K, H, W)
         elif self.upscale > 1:
@@ -303,6 +333,8 @@ class PFF(nn.Module):
         _check_image(x, self.in_channels)
         # The filter op and the basis products run in float32 and standard
         # layout: channels-last filters make the per-offset loop 2x slower.
+        if self.ycbcr:
+            return self._forward_ycbcr(x, return_filters)
         out = self.predictor(x).float().contiguous()  # (B, N or K*K, H, W)
         with torch.autocast(device_type=x.device.type, enabled=False):
             linear = self.config.head == "basis" and self.config.constraint != "softmax"
@@ -317,6 +349,25 @@ class PFF(nn.Module):
                 return restored, (filters if return_filters else None)
             restored = ops.filter_flow(x32, filters, **op_kwargs)
             return restored, (filters if return_filters else None)
+
+
+    def _forward_ycbcr(self, x: torch.Tensor, return_filters: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """RGB -> YCbCr -> predictor -> luma and chroma filters -> RGB (``color = 'ycbcr'``)."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            matrix, offset = self.ycc_matrix.to(x.dtype), self.ycc_offset.to(x.dtype)
+            ycc = (torch.einsum("ij,bjhw->bihw", matrix, x) + offset[None, :, None, None]).contiguous()  # (B, 3, H, W)
+        out = self.predictor(ycc).float().contiguous()  # (B, 2N, H, W): luma, then chroma coefficients
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            n, op_kwargs = self.config.basis, {"padding": self.config.padding, "dilation": self.config.dilation}
+            offset = self.ycc_offset.float()
+            luma = ycc[:, :1].float()
+            # Chroma is filtered around neutral grey (128), so zero padding adds no colour at the border.
+            chroma = ycc[:, 1:].float() - offset[1:, None, None]
+            luma = luma + ops.apply_basis(luma, out[:, :n], self._basis(), **op_kwargs)
+            chroma = chroma + ops.apply_basis(chroma, out[:, n:], self._basis(chroma=True), **op_kwargs)
+            ycc = torch.cat([luma - offset[0], chroma], dim=1)  # (B, 3, H, W), offsets removed
+            restored = torch.einsum("ij,bjhw->bihw", self.rgb_matrix.float(), ycc)
+            return restored, (self.filters_from(out) if return_filters else None)
 
 
 class DirectCNN(nn.Module):

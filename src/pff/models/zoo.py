@@ -263,6 +263,35 @@ def load(spec: str | os.PathLike[str], *, device: str | torch.device = "cpu") ->
     return model.to(device).eval(), card
 
 
+def transplant(model: nn.Module, source: nn.Module) -> list[str]:
+    """Start ``model`` from the weights of a smaller or equal ``source``; returns the names copied.
+
+    Each tensor of ``source`` goes into the leading corner of the tensor of the
+    same name (same rank, no dimension larger) and the rest of that tensor is
+    zeroed: input channels ``model`` adds start ignored, outputs it adds (a
+    head's new coefficients) start at zero, that is at the identity filter.
+    Tensors ``source`` lacks keep their initialisation. Anything else is a
+    PffError naming the tensor.
+    """
+    ours, theirs = model.state_dict(), source.state_dict()
+    copied = []
+    with torch.no_grad():
+        for name, value in theirs.items():
+            if name not in ours:
+                raise PffError(f"cannot start from that model: it has '{name}', this architecture does not")
+            target = ours[name]
+            if target.ndim != value.ndim or any(a > b for a, b in zip(value.shape, target.shape)):
+                raise PffError(
+                    f"cannot start from that model: '{name}' has shape {tuple(value.shape)},"
+                    f" which does not fit into {tuple(target.shape)}"
+                )
+            if target.shape != value.shape:
+                target.zero_()
+            target[tuple(slice(0, n) for n in value.shape)] = value.to(target.dtype)
+            copied.append(name)
+    return copied
+
+
 def _read_json(path: Path) -> Any:
     """Parse a small JSON file; PffError if it is too large, not UTF-8, malformed or nested too deeply."""
     size = path.stat().st_size

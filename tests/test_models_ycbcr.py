@@ -1,0 +1,130 @@
+"""Colour models that filter in YCbCr (``ModelConfig.color = 'ycbcr'``) and ``zoo.transplant``."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pff import ops
+from pff.color import rgb_to_ycbcr, ycbcr_transform
+from pff.errors import PffError
+from pff.models import create
+from pff.models.zoo import transplant
+
+
+def _ycbcr(**overrides):
+    return create("pff-tiny", kernel=5, constraint="none", color="ycbcr", **overrides)
+
+
+def _perturb(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.predictor.out.parameters():
+            p.copy_(scale * torch.randn(p.shape, generator=gen))
+
+
+def _to_ycc(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB -> YCbCr with pff.color (numpy), float64."""
+    out = [rgb_to_ycbcr(img.detach().permute(1, 2, 0).numpy()).astype(np.float64) for img in x]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+
+
+def test_ycbcr_model_starts_as_the_identity():
+    model = _ycbcr()
+    x = torch.rand(2, 3, 23, 30)
+    restored, filters = model(x)
+    delta = torch.zeros(25)
+    delta[12] = 1
+    torch.testing.assert_close(filters, delta.view(1, 25, 1, 1).expand_as(filters), rtol=0, atol=0)
+    torch.testing.assert_close(restored, x, rtol=0, atol=1e-6)
+
+
+def test_luma_and_chroma_are_filtered_by_their_own_filters():
+    model = _ycbcr(padding="zeros").double().eval()
+    _perturb(model)
+    x = torch.rand(2, 3, 19, 24, dtype=torch.float64)
+    restored, luma_filters = model(x)
+    ycc_in, ycc_out = _to_ycc(x.float()), _to_ycc(restored.float())
+    chroma_filters = model.filters_from(model.predictor(ycc_in.float().double()), chroma=True).double()
+    assert not torch.allclose(luma_filters.double(), chroma_filters)
+    y = ops.filter_flow_reference(ycc_in[:, :1], luma_filters.double())
+    # Chroma is filtered around 128/255, so its zero padding is neutral grey.
+    c = ops.filter_flow_reference(ycc_in[:, 1:] - 128 / 255, chroma_filters) + 128 / 255
+    torch.testing.assert_close(ycc_out[:, :1], y, rtol=0, atol=2e-5)  # float32 colour conversions
+    torch.testing.assert_close(ycc_out[:, 1:], c, rtol=0, atol=2e-5)
+
+
+def test_a_gray_image_stays_gray():
+    model = _ycbcr().eval()
+    _perturb(model, scale=0.5)
+    gray = torch.rand(1, 1, 21, 26).expand(1, 3, 21, 26)
+    restored, _ = model(gray)
+    assert (restored - gray).abs().max() > 1e-2  # it did filter
+    torch.testing.assert_close(restored[:, 0], restored[:, 1], rtol=0, atol=2e-6)
+    torch.testing.assert_close(restored[:, 1], restored[:, 2], rtol=0, atol=2e-6)
+
+
+def test_every_parameter_of_a_ycbcr_model_gets_gradient():
+    torch.manual_seed(0)
+    model = _ycbcr()
+    x, target = torch.rand(2, 3, 21, 26), torch.rand(2, 3, 21, 26)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(2):
+        optimizer.zero_grad()
+        F.l1_loss(model(x)[0], target).backward()
+        optimizer.step()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_ycbcr_config_errors():
+    with pytest.raises(PffError, match="color: 'ycbcr' needs head = 'basis'"):
+        _ycbcr(head="full")
+    with pytest.raises(PffError, match="color: 'ycbcr' needs head = 'basis'"):
+        create("pff-tiny", kernel=5, constraint="softmax", color="ycbcr")
+    with pytest.raises(PffError, match="color: 'ycbcr' needs kind 'pff'"):
+        create("cnn-small", color="ycbcr")
+    with pytest.raises(PffError, match="needs RGB images"):
+        create("pff-tiny", kernel=5, constraint="none", color="ycbcr", channels="y")
+    with pytest.raises(PffError, match="color: must be 'shared' or 'ycbcr'"):
+        create("pff-tiny", color="lab")
+
+
+def test_ycbcr_transform_is_the_matlab_one():
+    matrix, offset = ycbcr_transform()
+    np.testing.assert_allclose(matrix[0] * 255, [65.481, 128.553, 24.966])
+    np.testing.assert_allclose(offset * 255, [16, 128, 128])
+    matrix[0, 0] = 0  # a copy: the module's table is untouched
+    assert ycbcr_transform()[0][0, 0] > 0
+
+
+def test_transplant_a_luma_model_keeps_its_luma_and_leaves_chroma_alone():
+    luma = create("pff-tiny", kernel=5, constraint="none", channels="y").eval()
+    _perturb(luma)
+    with torch.no_grad():  # non-trivial batch-norm statistics and a learned basis
+        for module in luma.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+        luma.basis.add_(0.01 * torch.randn(luma.basis.shape))
+    colour = _ycbcr()
+    copied = transplant(colour, luma)
+    assert "basis" in copied and "chroma_basis" not in copied
+    colour.eval()
+    x = torch.rand(2, 3, 22, 27)
+    ycc_in = _to_ycc(x).float()
+    restored, filters = colour(x)
+    expected_y, expected_filters = luma(ycc_in[:, :1].contiguous())
+    ycc_out = _to_ycc(restored)
+    torch.testing.assert_close(filters, expected_filters, rtol=0, atol=1e-5)
+    torch.testing.assert_close(ycc_out[:, :1].float(), expected_y, rtol=0, atol=1e-5)
+    torch.testing.assert_close(ycc_out[:, 1:], ycc_in[:, 1:].double(), rtol=0, atol=1e-5)
+
+
+def test_transplant_errors():
+    small = create("pff-tiny", kernel=5, constraint="none", channels="y")
+    with pytest.raises(PffError, match="does not fit into"):
+        transplant(small, create("pff-tiny", kernel=7, constraint="none", channels="y"))
+    with pytest.raises(PffError, match="this architecture does not"):
+        transplant(small, _ycbcr())
