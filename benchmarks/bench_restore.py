@@ -1,6 +1,6 @@
 """Speed and memory of ``pff restore`` (Restorer, tiled) per shipped model.
 
-Rows: deblur, jpeg, and sr for every shipped sr model (sr-x2, sr-x3, sr-x4).
+Rows: every shipped model of each task (``pff.models.TASK_MODELS``; sr by scale).
 For each: seconds per output megapixel on a 1-MP image (median of
 --repeats) and on a 12-MP image; the peak RSS of a fresh process restoring
 the 12-MP image, also as bytes per output pixel; and the speed against the
@@ -90,15 +90,15 @@ def _run(task: str, spec: str, h: int, w: int, repeats: int, precision: str, pap
 
 
 def _rows(tasks: list[str]) -> list[tuple[str, str]]:
-    """(task, model name) per row: the task's default model; for sr every shipped scale (sr-x4 when none is)."""
+    """(task, model name) per row: every shipped model of the task (sr by scale); the default when none is."""
     from pff.models import TASK_MODELS, available
 
     rows = []
     for task in tasks:
-        names = TASK_MODELS[task][:1]
+        names = [n for n in TASK_MODELS[task] if n in available()] or list(TASK_MODELS[task][:1])
         if task == "sr":
-            names = sorted((n for n in TASK_MODELS["sr"] if n in available()), key=lambda n: int(n.rsplit("x", 1)[1]))
-        rows += [(task, name) for name in names or ["sr-x4"]]
+            names.sort(key=lambda n: int(n.rsplit("x", 1)[1]))
+        rows += [(task, name) for name in names]
     return rows
 
 

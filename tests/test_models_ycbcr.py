@@ -46,21 +46,29 @@ def test_luma_and_chroma_are_filtered_by_their_own_filters():
     x = torch.rand(2, 3, 19, 24, dtype=torch.float64)
     restored, luma_filters = model(x)
     ycc_in, ycc_out = _to_ycc(x.float()), _to_ycc(restored.float())
-    chroma_filters = model.filters_from(model.predictor(ycc_in.float().double()), chroma=True).double()
-    assert not torch.allclose(luma_filters.double(), chroma_filters)
-    y = ops.filter_flow_reference(ycc_in[:, :1], luma_filters.double())
-    # Chroma is filtered around 128/255, so its zero padding is neutral grey.
-    c = ops.filter_flow_reference(ycc_in[:, 1:] - 128 / 255, chroma_filters) + 128 / 255
-    torch.testing.assert_close(ycc_out[:, :1], y, rtol=0, atol=2e-5)  # float32 colour conversions
-    torch.testing.assert_close(ycc_out[:, 1:], c, rtol=0, atol=2e-5)
+    out = model.predictor(ycc_in.float().double())
+    part = {name: model.filters_from(out, part=name).double() for name in model.PARTS}
+    torch.testing.assert_close(part["luma"], luma_filters.double(), rtol=0, atol=1e-6)  # float32 colour conversions
+    assert not torch.allclose(part["luma"], part["chroma"])
+    torch.testing.assert_close(part["cb_from_luma"].sum(1), torch.zeros(2, 19, 24, dtype=torch.float64), rtol=0, atol=1e-6)
+    y = ycc_in[:, :1]
+    torch.testing.assert_close(ycc_out[:, :1], ops.filter_flow_reference(y, part["luma"]), rtol=0, atol=2e-5)
+    # Chroma is filtered around 128/255 (zero padding is neutral grey), plus zero-sum luma detail
+    # (replicate padding: the border is no edge).
+    c = ops.filter_flow_reference(ycc_in[:, 1:] - 128 / 255, part["chroma"]) + 128 / 255
+    for i, name in enumerate(("cb_from_luma", "cr_from_luma")):
+        expected = c[:, i : i + 1] + ops.filter_flow_reference(y, part[name], padding="replicate")
+        torch.testing.assert_close(ycc_out[:, 1 + i : 2 + i], expected, rtol=0, atol=2e-5)  # float32 inside
+    with pytest.raises(ValueError, match="part must be one of"):
+        model.filters_from(out, part="alpha")
 
 
-def test_a_gray_image_stays_gray():
+def test_a_flat_gray_image_stays_gray_and_the_luma_ignores_chroma_parts():
     model = _ycbcr().eval()
     _perturb(model, scale=0.5)
-    gray = torch.rand(1, 1, 21, 26).expand(1, 3, 21, 26)
-    restored, _ = model(gray)
-    assert (restored - gray).abs().max() > 1e-2  # it did filter
+    flat = torch.full((1, 3, 21, 26), 0.4)
+    restored, _ = model(flat)
+    assert (restored - flat).abs().max() > 1e-3  # it did filter (zero padding at the border)
     torch.testing.assert_close(restored[:, 0], restored[:, 1], rtol=0, atol=2e-6)
     torch.testing.assert_close(restored[:, 1], restored[:, 2], rtol=0, atol=2e-6)
 

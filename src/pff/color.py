@@ -91,6 +91,12 @@ def gray_to_y(gray: np.ndarray) -> np.ndarray:
     return _YCC_OFFSET[0] + _YCC_MATRIX[0].sum() * gray
 
 
+def luma_gray(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) float RGB -> (..., 1) float32: the gray level (R = G = B) with the same MATLAB luma."""
+    weights = (_Y_WEIGHTS / _Y_WEIGHTS.sum()).astype(np.float32)
+    return (rgb.astype(np.float32) @ weights)[..., None]
+
+
 def y_to_gray(y: np.ndarray) -> np.ndarray:
     """Inverse of :func:`gray_to_y` (not clipped)."""
     return (y - _YCC_OFFSET[0]) / _YCC_MATRIX[0].sum()

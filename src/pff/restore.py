@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pff.color import rgb_to_y_float, rgb_to_ycbcr, y_to_gray, ycbcr_to_rgb
+from pff.color import luma_gray, rgb_to_y_float, rgb_to_ycbcr, y_to_gray, ycbcr_to_rgb
 from pff.degrade.resize import upsample
 from pff.errors import PffError
 from pff.models.blocks import fold_batchnorm
@@ -400,7 +400,9 @@ class Restorer:
         if self.card.channels == "rgb":
             convert = (lambda block: np.repeat(block.astype(np.float32) / top, 3, axis=2)) if gray else (
                 lambda block: block.astype(np.float32) / top)  # fmt: skip
-            back = (lambda lo, out: out.mean(axis=2, keepdims=True)) if gray else (lambda lo, out: out)
+            # A gray image comes back as the gray of the output's luma: a model with chroma
+            # filters of its own may tint a gray image's edges, and its luma is what counts.
+            back = (lambda lo, out: luma_gray(out)) if gray else (lambda lo, out: out)
         elif gray and protocol:
             convert, back = (lambda block: block.astype(np.float32) / top), (lambda lo, out: out)
         else:

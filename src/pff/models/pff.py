@@ -50,9 +50,11 @@ class ModelConfig:
     resolution); ``full`` predicts all ``K*K`` weights directly.
     Colour: ``shared`` applies each pixel's filter to every channel;
     ``ycbcr`` (RGB models, basis head) converts the image to YCbCr (MATLAB
-    BT.601) and predicts two filters per pixel from it, one for luma and one
-    shared by the two chroma channels (each with its own basis), then
-    converts back: chroma, coarsely coded in a JPEG, gets its own filters.
+    BT.601) and predicts four filters per pixel from it (``PFF.PARTS``): one
+    for luma, one shared by the two chroma channels, and for Cb and for Cr a
+    zero-sum filter over the luma that adds luma detail to the chroma (a
+    JPEG stores chroma at half resolution; its edges follow the luma's);
+    each kind has its own basis. The result is converted back to RGB.
     Deep stream: a ``stem_width`` convolution of stride ``stem_stride`` then
     one residual stage per entry of ``widths``/``depths``/``strides``/
     ``dilations``; shallow stream: ``shallow_depth`` full-resolution layers.
@@ -253,6 +255,8 @@ class PFF(nn.Module):
     Gaussian of std ``prior_spread`` taps (output close to the input).
     """
 
+    PARTS = ("luma", "chroma", "cb_from_luma", "cr_from_luma")  # the filters of a ``color = 'ycbcr'`` model
+
     def __init__(self, config: ModelConfig, in_channels: int) -> None:
         super().__init__()
         if config.kind != "pff":
@@ -269,12 +273,13 @@ class PFF(nn.Module):
             self.register_buffer("ycc_matrix", matrix, persistent=False)  # (3, 3)
             self.register_buffer("ycc_offset", offset, persistent=False)  # (3,)
             self.register_buffer("rgb_matrix", torch.linalg.inv(matrix.double()).float(), persistent=False)
-            n_out *= 2  # luma coefficients, then chroma coefficients
+            n_out *= len(self.PARTS)  # coefficients of each part, in PARTS order
         self.predictor = TwoStreamPredictor(in_channels, n_out, **config.stream_kwargs())
         if config.head == "basis":
             self.basis = nn.Parameter(hermite_basis(config.kernel, config.basis))  # (N, K*K)
         if self.ycbcr:
             self.chroma_basis = nn.Parameter(hermite_basis(config.kernel, config.basis))  # (N, K*K)
+            self.cross_basis = nn.Parameter(hermite_basis(config.kernel, config.basis))  # (N, K*K), zero-sum in use
         if config.constraint == "softmax":
             # Not (nearly) the delta: a softmax that close to one-hot gives the
             # other taps almost no gradient (ModelConfig, tests/test_models.py).
@@ -290,30 +295,41 @@ class PFF(nn.Module):
             delta[taps // 2] = 1.0
             self.register_buffer("delta", delta, persistent=False)  # (K*K,)
 
-    def _basis(self, chroma: bool = False) -> torch.Tensor:
-        basis = (self.chroma_basis if chroma else self.basis).float()  # (N, K*K)
+    def _basis(self, part: str = "luma") -> torch.Tensor:
+        if part in ("cb_from_luma", "cr_from_luma"):
+            basis = self.cross_basis.float()  # (N, K*K)
+            return basis - basis.mean(dim=1, keepdim=True)  # zero-sum: flat luma adds no colour
+        basis = (self.chroma_basis if part == "chroma" else self.basis).float()  # (N, K*K)
         if self.config.constraint == "normalized":
             basis = basis - basis.mean(dim=1, keepdim=True)  # corrections sum to 0
         return basis
 
-    def filters_from(self, out: torch.Tensor, *, chroma: bool = False) -> torch.Tensor:
+    def filters_from(self, out: torch.Tensor, *, part: str = "luma") -> torch.Tensor:
         """Filters ``(B, K*K, H, W)`` from the predictor output ``(B, N or K*K, H, W)``.
 
-        A ``ycbcr`` model's output holds luma then chroma coefficients: these
-        are the luma filters (the ones ``forward`` returns), or with
-        ``chroma`` the filters of the two chroma channels.
+        A ``ycbcr`` model's output holds the coefficients of every ``PARTS``
+        entry: ``part`` chooses whose filters (default the luma's, the ones
+        ``forward`` returns). The chroma filters apply to Cb - 128 and Cr -
+        128; a ``*_from_luma`` filter (zero-sum, no identity offset) gives
+        what the luma adds to that chroma channel.
         """
         out = out.float()
+        if part not in self.PARTS or (part != "luma" and not self.ycbcr):
+            raise ValueError(f"part must be one of {self.PARTS if self.ycbcr else ('luma',)}, got {part!r}")
         if self.ycbcr:
-            n = self.config.basis
-            out = out[:, n:] if chroma else out[:, :n]
+            n, i = self.config.basis, self.PARTS.index(part)
+            out = out[:, i * n : (i + 1) * n]
+            if part.endswith("_from_luma"):  # a pure correction: no delta offset
+                b, _, h, w = out.shape
+                basis_t = self._basis(part).T.expand(b, -1, -1)  # (B, K*K, N)
+                return torch.bmm(basis_t, out.reshape(b, n, h * w)).view(b, -1, h, w)  # (B, K*K, H, W)
         b, c, h, w = out.shape
         softmax = self.config.constraint == "softmax"
         offset = (self.prior if softmax else self.delta).float()  # (K*K,): centre logit or delta filter
         if self.config.head == "basis":
             # offset + basis^T @ coefficients as one batched GEMM per image, (K*K, N) @ (N, H*W),
             # written straight into standard layout (no transposed copies of the K*K maps).
-            basis_t = self._basis(chroma).T.expand(b, -1, -1)  # (B, K*K, N)
+            basis_t = self._basis(part).T.expand(b, -1, -1)  # (B, K*K, N)
             filters = torch.baddbmm(offset[None, :, None], basis_t, out.reshape(b, c, h * w))  # (B, K*K, H*W)
             filters = filters.view(b, -1, h, w)  # (B, K*K, H, W)
         elif self.upscale > 1:
@@ -352,19 +368,24 @@ class PFF(nn.Module):
 
 
     def _forward_ycbcr(self, x: torch.Tensor, return_filters: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """RGB -> YCbCr -> predictor -> luma and chroma filters -> RGB (``color = 'ycbcr'``)."""
+        """RGB -> YCbCr -> predictor -> the four filters of ``PARTS`` -> RGB (``color = 'ycbcr'``)."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             matrix, offset = self.ycc_matrix.to(x.dtype), self.ycc_offset.to(x.dtype)
             ycc = (torch.einsum("ij,bjhw->bihw", matrix, x) + offset[None, :, None, None]).contiguous()  # (B, 3, H, W)
-        out = self.predictor(ycc).float().contiguous()  # (B, 2N, H, W): luma, then chroma coefficients
+        out = self.predictor(ycc).float().contiguous()  # (B, 4N, H, W): the coefficients of each of PARTS
         with torch.autocast(device_type=x.device.type, enabled=False):
             n, op_kwargs = self.config.basis, {"padding": self.config.padding, "dilation": self.config.dilation}
             offset = self.ycc_offset.float()
-            luma = ycc[:, :1].float()
+            luma = ycc[:, :1].float()  # (B, 1, H, W)
             # Chroma is filtered around neutral grey (128), so zero padding adds no colour at the border.
-            chroma = ycc[:, 1:].float() - offset[1:, None, None]
+            chroma = ycc[:, 1:].float() - offset[1:, None, None]  # (B, 2, H, W)
+            cross = self._basis("cb_from_luma")  # Cb and Cr share the zero-sum basis, not the coefficients
+            # Replicate padding: the image border is no luma edge, so it adds no colour.
+            detail = torch.cat([ops.apply_basis(luma, out[:, (2 + c) * n : (3 + c) * n], cross, padding="replicate",
+                                                dilation=self.config.dilation) for c in range(2)], dim=1)  # fmt: skip
+            # detail: (B, 2, H, W), the luma's contribution to Cb and to Cr
+            chroma = chroma + ops.apply_basis(chroma, out[:, n : 2 * n], self._basis("chroma"), **op_kwargs) + detail
             luma = luma + ops.apply_basis(luma, out[:, :n], self._basis(), **op_kwargs)
-            chroma = chroma + ops.apply_basis(chroma, out[:, n:], self._basis(chroma=True), **op_kwargs)
             ycc = torch.cat([luma - offset[0], chroma], dim=1)  # (B, 3, H, W), offsets removed
             restored = torch.einsum("ij,bjhw->bihw", self.rgb_matrix.float(), ycc)
             return restored, (self.filters_from(out) if return_filters else None)
