@@ -366,6 +366,7 @@ BASELINES = [
     ("live1", ["--task", "jpeg", "--quality", "20"], 30.07, 0.02, 0.851),
     ("live1", ["--task", "jpeg", "--quality", "40"], 32.35, 0.02, 0.904),
     ("live1", ["--task", "jpeg", "--quality", "10", "--protocol", "color"], 25.69, 0.02, 0.7433),
+    ("live1", ["--task", "jpeg", "--quality", "20", "--protocol", "color"], 28.06, 0.02, 0.8256),
     ("live1", ["--task", "jpeg", "--quality", "40", "--protocol", "color"], 30.28, 0.02, 0.8821),
     ("set5", ["--task", "sr", "--scale", "4"], 28.42, 0.02, 0.810),
     ("set5", ["--task", "sr", "--scale", "2"], 33.65, 0.02, 0.9295),

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pff.cli import main
+from pff.color import rgb_to_ycbcr
 from pff.cli.demo import DEMOS, degrade, sample
 from pff.degrade import modcrop, upsample
 from pff.errors import PffError
@@ -52,8 +53,8 @@ def test_readme_set5_rows_hold(tmp_path, model, scale, psnr):
 
 
 def test_filters_applied_with_the_op_reproduce_restore():
-    # jpeg is a y model: compare in its space, float, where no rounding intervenes.
-    restorer = Restorer.from_pretrained("jpeg", tile=64)
+    # jpeg-y is a y model: compare in its space, float, where no rounding intervenes.
+    restorer = Restorer.from_pretrained("jpeg-y", tile=64)
     image = degrade("jpeg", sample("jpeg"))
     result = restorer.restore_with_filters(image)
     x = torch.from_numpy(result.model_input).permute(2, 0, 1)[None]  # (1, 1, H, W)
@@ -63,6 +64,31 @@ def test_filters_applied_with_the_op_reproduce_restore():
     np.testing.assert_array_equal(result.restored, restorer.restore(image))
     k = restorer.card.model.kernel
     np.testing.assert_array_equal(restorer.filters(image), result.filters.reshape(k, k, *result.filters.shape[1:]).transpose(2, 3, 0, 1))
+
+
+def test_the_colour_models_filters_reproduce_its_luma():
+    # jpeg filters in YCbCr: the filters it shows are its luma filters, applied to the input's luma.
+    restorer = Restorer.from_pretrained("jpeg", tile=64)
+    assert restorer.card.channels == "rgb" and restorer.card.model.color == "ycbcr"
+    result = restorer.restore_with_filters(degrade("jpeg", sample("jpeg")))
+    luma_in = rgb_to_ycbcr(result.model_input)[..., :1]  # (H, W, 1) in [0, 1]
+    x = torch.from_numpy(luma_in).permute(2, 0, 1)[None]  # (1, 1, H, W)
+    f = torch.from_numpy(np.ascontiguousarray(result.filters))[None]  # (1, K*K, H, W)
+    again = filter_flow(x, f)[0, 0].numpy()
+    # model_output is clamped to [0, 1] in RGB: compare where no channel was clamped.
+    inside = ((result.model_output > 0) & (result.model_output < 1)).all(axis=2)
+    luma_out = rgb_to_ycbcr(result.model_output)[..., 0]
+    assert inside.mean() > 0.95
+    np.testing.assert_allclose(again[inside], luma_out[inside], atol=2e-5)
+
+
+def test_the_colour_model_restores_chroma_the_luma_model_leaves():
+    # On the demo's colour JPEG (q20, 4:2:0) the colour model beats the luma-only one in RGB.
+    clean = sample("jpeg")
+    degraded = degrade("jpeg", clean)
+    colour = _psnr(Restorer.from_pretrained("jpeg").restore(degraded), clean)
+    luma_only = _psnr(Restorer.from_pretrained("jpeg-y").restore(degraded), clean)
+    assert colour > luma_only + 0.1, (colour, luma_only)
 
 
 def test_old_cards_without_degrade_get_the_task_default_and_bad_keys_fail():

@@ -150,7 +150,9 @@ def explain_images(
         sections = [ImageSection(e, captions[i]) for i, e in enumerate(stored)]
         meta = list(meta) + [
             ("images", str(len(images))),
-            ("filters", f"{stored[0].kernel}x{stored[0].kernel}, {pca.count} in all"),
+            ("filters", f"{stored[0].kernel}x{stored[0].kernel}, {pca.count} in all"
+             + (", of the luma (this model filters chroma with filters of its own)"
+                if getattr(restorer.card.model, "color", "shared") == "ycbcr" else "")),
             (f"PCA energy, top {components}", f"{100 * pca.energy(components):.3f}% centred, "
              f"{100 * pca_raw.energy(components):.3f}% uncentred"),
         ]  # fmt: skip

@@ -113,7 +113,7 @@ class ModelCard:
 # first: a request (task, scale) takes the first shipped one whose card fits.
 TASK_MODELS: dict[str, tuple[str, ...]] = {
     "deblur": ("deblur", "deblur-cnn"),
-    "jpeg": ("jpeg",),
+    "jpeg": ("jpeg", "jpeg-y"),
     "sr": ("sr-x4", "sr-x2", "sr-x3"),
 }
 
