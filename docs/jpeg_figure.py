@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="../shared/data/train/bsds500/309040.jpg")
     parser.add_argument("--quality", type=int, default=10)
-    parser.add_argument("--box", type=int, nargs=4, default=(40, 250, 136, 346), metavar=("TOP", "LEFT", "BOTTOM", "RIGHT"))
+    parser.add_argument("--box", type=int, nargs=4, default=(170, 300, 266, 396), metavar=("TOP", "LEFT", "BOTTOM", "RIGHT"))
     parser.add_argument("-o", "--out", default="docs/jpeg-color.png")
     args = parser.parse_args()
 
@@ -43,7 +43,7 @@ def main() -> None:
         degraded, result = read_image(jpeg), read_image(restored)
     t, l, b, r = args.box
     panels = [("original", clean), (f"JPEG q{args.quality} (4:2:0)", degraded), ("pff restore --task jpeg", result)]
-    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.5), dpi=100)
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.9), dpi=100)
     for ax, (title, image) in zip(axes, panels):
         crop = image[t:b, l:r]
         score = "" if image is clean else f"\n{psnr(image, clean):.2f} dB (whole photo, RGB)"

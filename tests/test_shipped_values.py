@@ -52,6 +52,16 @@ def test_readme_set5_rows_hold(tmp_path, model, scale, psnr):
     assert abs(json.loads(out.read_text())["psnr"] - psnr) <= 0.02
 
 
+@pytest.mark.skipif(not _SET5.is_dir(), reason="../shared/data is not here")
+def test_readme_live1_colour_row_holds(tmp_path):
+    out = tmp_path / "r.json"
+    live1 = _SET5.parent / "live1"
+    args = ["eval", "--task", "jpeg", "--protocol", "color", "--quality", "10", "--data", str(live1), "--json", str(out)]
+    assert main(args) == 0  # the default model: jpeg
+    result = json.loads(out.read_text())
+    assert result["model"] == "jpeg" and abs(result["psnr"] - 26.98) <= 0.02
+
+
 def test_filters_applied_with_the_op_reproduce_restore():
     # jpeg-y is a y model: compare in its space, float, where no rounding intervenes.
     restorer = Restorer.from_pretrained("jpeg-y", tile=64)
