@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pff import data
-    from pff.color import rgb_to_y
+    from pff.color import rgb_to_y, to_uint8
     from pff.degrade import jpeg_roundtrip
     from pff.io import read_image
     from pff.restore import Restorer
@@ -64,7 +64,7 @@ def main() -> None:
             for name, restorer in restorers.items():
                 outputs[name] = restorer.restore_protocol(degraded) if steps is None else restorer.restore(degraded)
             for name, out in outputs.items():
-                diff = np.clip(np.floor(np.asarray(out, np.float64) + 0.5), 0, 255) - clean.astype(np.float64)
+                diff = to_uint8(out).astype(np.float64) - clean  # rounded as pff.metrics scores
                 errors[name].append((np.sum(diff**2), diff.size))
         scores = {name: _psnr(sum(s for s, _ in v) / sum(n for _, n in v)) for name, v in errors.items()}
         gains = " | ".join(f"{scores[n]:.2f} ({scores[n] - scores['input']:+.2f})" for n in args.models)

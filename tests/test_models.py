@@ -70,9 +70,9 @@ def test_parameter_counts(name):
 
 
 @pytest.mark.parametrize("constraint", ["none", "normalized"])
-@pytest.mark.parametrize("head", ["basis", "full"])
-def test_linear_filters_start_as_the_identity(constraint, head):
-    model = create("pff-tiny", kernel=5, constraint=constraint, head=head)
+@pytest.mark.parametrize(("head", "color"), [("basis", "shared"), ("full", "shared"), ("basis", "ycbcr")])
+def test_linear_filters_start_as_the_identity(constraint, head, color):
+    model = create("pff-tiny", kernel=5, constraint=constraint, head=head, color=color)
     x = torch.rand(2, 3, 23, 30)
     restored, filters = model(x)
     delta = torch.zeros(25)

@@ -30,16 +30,6 @@ def _to_ycc(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
 
 
-def test_ycbcr_model_starts_as_the_identity():
-    model = _ycbcr()
-    x = torch.rand(2, 3, 23, 30)
-    restored, filters = model(x)
-    delta = torch.zeros(25)
-    delta[12] = 1
-    torch.testing.assert_close(filters, delta.view(1, 25, 1, 1).expand_as(filters), rtol=0, atol=0)
-    torch.testing.assert_close(restored, x, rtol=0, atol=1e-6)
-
-
 def test_luma_and_chroma_are_filtered_by_their_own_filters():
     model = _ycbcr(padding="zeros").double().eval()
     _perturb(model)

@@ -484,6 +484,25 @@ def test_apply_basis_gradcheck(padding, dilation):
     )
 
 
+@pytest.mark.parametrize("padding", PADDINGS)
+@pytest.mark.parametrize("image_channels, sets", [(3, 3), (1, 2)])
+def test_apply_basis_per_channel_coefficients_equal_filter_flow(padding, image_channels, sets):
+    # One coefficient set per channel, or several sets of a one-channel image from one set of correlations.
+    image, _, basis = _basis_inputs((2, image_channels, 7, 9), 3, 4, dtype=torch.float64)
+    coeffs = torch.randn(2, sets, 4, 7, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    out = apply_basis(image, coeffs, basis, padding=padding, dilation=2)
+    assert out.shape == (2, sets, 7, 9)
+    for c in range(sets):
+        expected = filter_flow(image[:, c % image_channels : c % image_channels + 1],
+                               _low_rank_filters(coeffs[:, c], basis), padding=padding, dilation=2)  # fmt: skip
+        torch.testing.assert_close(out[:, c : c + 1], expected)
+    inputs = (image[:1, :, :5, :6].clone().requires_grad_(), coeffs[:1, :, :, :5, :6].clone().requires_grad_(),
+              basis.clone().requires_grad_())  # fmt: skip
+    assert torch.autograd.gradcheck(lambda x, k, b: apply_basis(x, k, b, padding=padding), inputs)
+    with pytest.raises(ValueError, match=r"must have shape \(2, 3, 4, 7, 9\), got \(2, 2, 4, 7, 9\)"):
+        apply_basis(torch.zeros(2, 3, 7, 9), torch.zeros(2, 2, 4, 7, 9), torch.zeros(4, 9))
+
+
 def test_apply_basis_autocast_runs_in_float32():
     image, coeffs, basis = _basis_inputs((1, 3, 6, 7), 3, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -156,9 +156,11 @@ def _check_basis_inputs(
     for name, value, layout in (("coeffs", coeffs, "(B, N, H, W)"), ("basis", basis, "(N, K*K)")):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(value).__name__}")
-        if value.ndim != layout.count(",") + 1:
+        per_channel = name == "coeffs" and value.ndim == 5
+        if value.ndim != layout.count(",") + 1 and not per_channel:
+            also = "; per-channel coefficients are (B, C, N, H, W)" if name == "coeffs" else ""
             raise ValueError(
-                f"{fn}: {name} must be {layout}, got {value.ndim} dimensions of shape {tuple(value.shape)}"
+                f"{fn}: {name} must be {layout}, got {value.ndim} dimensions of shape {tuple(value.shape)}{also}"
             )
         if not value.is_floating_point():
             raise TypeError(f"{fn}: {name} must have a floating-point dtype, got {value.dtype}")
@@ -173,8 +175,10 @@ def _check_basis_inputs(
         )
     _check_padding(padding, fn)
     d = _check_dilation(dilation, fn)
-    b, _, h, w = image.shape
-    expected = (b, basis.shape[0], h, w)
+    b, c, h, w = image.shape
+    expected: tuple[int, ...] = (b, basis.shape[0], h, w)
+    if coeffs.ndim == 5:  # per channel: C sets, or C' sets for a one-channel image
+        expected = (b, coeffs.shape[1] if c == 1 else c, basis.shape[0], h, w)
     if tuple(coeffs.shape) != expected:
         raise ValueError(
             f"{fn}: coeffs for an image of shape {tuple(image.shape)} and a basis of "
@@ -486,14 +490,18 @@ def apply_basis(
 
     Args:
         image: (B, C, H, W), floating point.
-        coeffs: (B, N, H, W), the weight of each basis filter at every pixel.
+        coeffs: (B, N, H, W), the weight of each basis filter at every pixel,
+            shared by the channels; or (B, C, N, H, W), one set per channel;
+            or, for a one-channel image, (B, C', N, H, W): C' filters of that
+            channel from one set of correlations (the output has C' channels).
         basis: (N, K*K), N filters of K x K taps (K odd), tap index ``i*K + j``
             as in :func:`filter_flow`.
         padding, dilation: as in :func:`filter_flow`.
 
     Returns:
         (B, C, H, W) ``= filter_flow(image, filters)`` with ``filters[b, k, y, x]
-        = sum_n coeffs[b, n, y, x] * basis[n, k]``.  Because the filters are
+        = sum_n coeffs[b, n, y, x] * basis[n, k]`` (per channel: ``filters[b, c,
+        k, y, x]``; (B, C', H, W) for a one-channel image with C' sets).  Because the filters are
         linear in the coefficients, N ordinary correlations of the image
         (one ``conv2d``) replace gathering K*K neighbours per pixel, and the
         (B, K*K, H, W) filters never exist.  Differentiable in all three
@@ -521,7 +529,11 @@ def apply_basis(
     else:
         resp = F.conv2d(_pad(flat, pad, padding), weight, dilation=dilation)  # (B*C, N, H, W)
     resp = resp.view(b, c, n, h, w)  # (B, C, N, H, W)
-    return torch.einsum("bcnhw,bnhw->bchw", resp, coeffs)
+    if coeffs.ndim == 4:
+        return torch.einsum("bcnhw,bnhw->bchw", resp, coeffs)
+    if c == 1:  # one image channel, C' coefficient sets: (B, C', H, W)
+        return torch.einsum("bnhw,bknhw->bkhw", resp[:, 0], coeffs)
+    return torch.einsum("bcnhw,bcnhw->bchw", resp, coeffs)
 
 
 # ----------------------------------------------------------------------------

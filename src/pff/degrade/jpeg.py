@@ -105,10 +105,10 @@ class Jpeg:
     def __post_init__(self) -> None:
         object.__setattr__(self, "quality", _check_range(self.quality, "quality"))
         object.__setattr__(self, "wide_quality", _check_range(self.wide_quality, "wide_quality"))
-        choices = (self.subsampling,) if isinstance(self.subsampling, str) else tuple(self.subsampling)
-        if not choices or any(c not in SUBSAMPLINGS for c in choices):
+        if not isinstance(self.subsampling, str):
+            object.__setattr__(self, "subsampling", tuple(self.subsampling))
+        if not self._subsamplings or any(c not in SUBSAMPLINGS for c in self._subsamplings):
             raise PffError(f"expected subsampling in {SUBSAMPLINGS} (or a list of them), got {self.subsampling!r}")
-        object.__setattr__(self, "subsampling", self.subsampling if isinstance(self.subsampling, str) else choices)
         for key in ("wide_prob", "double_prob"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -123,6 +123,10 @@ class Jpeg:
     def channels(self) -> int:
         """1 (luma) when ``gray``, else 3 (RGB)."""
         return 1 if self.gray else 3
+
+    @property
+    def _subsamplings(self) -> tuple[str, ...]:
+        return (self.subsampling,) if isinstance(self.subsampling, str) else self.subsampling  # type: ignore[return-value]
 
     def draw_quality(self, rng: np.random.Generator) -> int:
         """One quality: uniform over ``quality``, or with ``wide_prob`` log-uniform over ``wide_quality``."""
@@ -146,7 +150,7 @@ class Jpeg:
             if self.gray:
                 image = jpeg_roundtrip(image, quality)
             else:
-                choices = (self.subsampling,) if isinstance(self.subsampling, str) else self.subsampling
+                choices = self._subsamplings
                 subsampling = choices[int(rng.integers(len(choices)))] if len(choices) > 1 else choices[0]
                 image = jpeg_roundtrip(image, quality, subsampling=subsampling)
         return (image[:, :, None] if self.gray else image).astype(np.float32)

@@ -152,7 +152,7 @@ def explain_images(
             ("images", str(len(images))),
             ("filters", f"{stored[0].kernel}x{stored[0].kernel}, {pca.count} in all"
              + (", of the luma (this model filters chroma with filters of its own)"
-                if getattr(restorer.card.model, "color", "shared") == "ycbcr" else "")),
+                if restorer.card.model.color == "ycbcr" else "")),
             (f"PCA energy, top {components}", f"{100 * pca.energy(components):.3f}% centred, "
              f"{100 * pca_raw.energy(components):.3f}% uncentred"),
         ]  # fmt: skip

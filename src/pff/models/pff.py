@@ -319,13 +319,11 @@ class PFF(nn.Module):
         if self.ycbcr:
             n, i = self.config.basis, self.PARTS.index(part)
             out = out[:, i * n : (i + 1) * n]
-            if part.endswith("_from_luma"):  # a pure correction: no delta offset
-                b, _, h, w = out.shape
-                basis_t = self._basis(part).T.expand(b, -1, -1)  # (B, K*K, N)
-                return torch.bmm(basis_t, out.reshape(b, n, h * w)).view(b, -1, h, w)  # (B, K*K, H, W)
         b, c, h, w = out.shape
         softmax = self.config.constraint == "softmax"
         offset = (self.prior if softmax else self.delta).float()  # (K*K,): centre logit or delta filter
+        if part.endswith("_from_luma"):
+            offset = torch.zeros_like(offset)  # a pure correction added to the chroma: no delta
         if self.config.head == "basis":
             # offset + basis^T @ coefficients as one batched GEMM per image, (K*K, N) @ (N, H*W),
             # written straight into standard layout (no transposed copies of the K*K maps).
@@ -379,11 +377,12 @@ class PFF(nn.Module):
             luma = ycc[:, :1].float()  # (B, 1, H, W)
             # Chroma is filtered around neutral grey (128), so zero padding adds no colour at the border.
             chroma = ycc[:, 1:].float() - offset[1:, None, None]  # (B, 2, H, W)
-            cross = self._basis("cb_from_luma")  # Cb and Cr share the zero-sum basis, not the coefficients
-            # Replicate padding: the image border is no luma edge, so it adds no colour.
-            detail = torch.cat([ops.apply_basis(luma, out[:, (2 + c) * n : (3 + c) * n], cross, padding="replicate",
-                                                dilation=self.config.dilation) for c in range(2)], dim=1)  # fmt: skip
-            # detail: (B, 2, H, W), the luma's contribution to Cb and to Cr
+            # The luma's contribution to Cb and to Cr, (B, 2, H, W): one set of correlations of the luma with
+            # the zero-sum basis, two sets of coefficients. Replicate padding: the border is no luma edge.
+            b, _, h, w = out.shape
+            cross = out[:, 2 * n :].reshape(b, 2, n, h, w)  # (B, 2, N, H, W)
+            detail = ops.apply_basis(luma, cross, self._basis("cb_from_luma"), padding="replicate",
+                                     dilation=self.config.dilation)  # fmt: skip
             chroma = chroma + ops.apply_basis(chroma, out[:, n : 2 * n], self._basis("chroma"), **op_kwargs) + detail
             luma = luma + ops.apply_basis(luma, out[:, :n], self._basis(), **op_kwargs)
             ycc = torch.cat([luma - offset[0], chroma], dim=1)  # (B, 3, H, W), offsets removed
