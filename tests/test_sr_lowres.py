@@ -62,6 +62,24 @@ def test_filter_flow_up_gradcheck():
     assert torch.autograd.gradcheck(lambda a, f: filter_flow_up(a, f, 2), (image, filters))
 
 
+@pytest.mark.parametrize("scale", [1, 2, 3])
+def test_filter_flow_up_phase_layout_is_the_pixel_unshuffled_filters(scale):
+    gen = torch.Generator().manual_seed(10 + scale)
+    image = torch.rand(2, 3, 4, 5, generator=gen, dtype=torch.float64)
+    filters = torch.randn(2, 9, 4 * scale, 5 * scale, generator=gen, dtype=torch.float64)  # one per output pixel
+    phases = torch.nn.functional.pixel_unshuffle(filters, scale).view(2, 9, scale * scale, 4, 5)
+    # Entry [k, p*s + q, y, x] is tap k of output pixel (s*y + p, s*x + q).
+    torch.testing.assert_close(phases[1, 4, scale * scale - 1, 3, 2], filters[1, 4, 3 * scale + scale - 1, 2 * scale + scale - 1])
+    torch.testing.assert_close(filter_flow_up(image, phases, scale), _up_reference(image, filters, scale), rtol=0, atol=1e-12)
+
+
+def test_filter_flow_up_phase_layout_gradcheck():
+    gen = torch.Generator().manual_seed(2)
+    image = torch.rand(1, 2, 3, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    phases = torch.randn(1, 9, 4, 3, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, f: filter_flow_up(a, f, 2), (image, phases))
+
+
 @pytest.mark.parametrize("scale", [0, 1.5, True, "2"])
 def test_filter_flow_up_rejects_a_bad_scale(scale):
     with pytest.raises(ValueError, match="scale must be an integer >= 1"):
@@ -69,8 +87,14 @@ def test_filter_flow_up_rejects_a_bad_scale(scale):
 
 
 def test_filter_flow_up_rejects_filters_of_the_wrong_size():
-    with pytest.raises(ValueError, match="must have shape"):
+    with pytest.raises(ValueError, match=r"must have shape \(1, 9, 8, 8\), got \(1, 9, 4, 4\)"):
         filter_flow_up(torch.rand(1, 1, 4, 4), torch.rand(1, 9, 4, 4), 2)
+    with pytest.raises(ValueError, match=r"phase filters .* must have shape \(1, 9, 4, 4, 4\), got \(1, 9, 9, 4, 4\)"):
+        filter_flow_up(torch.rand(1, 1, 4, 4), torch.rand(1, 9, 9, 4, 4), 2)
+    with pytest.raises(ValueError, match="filters must be"):
+        filter_flow_up(torch.rand(1, 1, 4, 4), torch.rand(9, 8, 8), 2)
+    with pytest.raises(ValueError, match="K\\*K for an odd K"):
+        filter_flow_up(torch.rand(1, 1, 4, 4), torch.rand(1, 8, 4, 4, 4), 2)
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

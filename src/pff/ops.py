@@ -431,7 +431,10 @@ def filter_flow_up(
         image: (B, C, h, w) low-resolution, floating point.
         filters: (B, K*K, scale*h, scale*w): one KxK filter per *output*
             pixel, read over the low-resolution neighbourhood of the pixel it
-            lies in.
+            lies in; or the same filters grouped by low-resolution pixel,
+            (B, K*K, scale*scale, h, w), entry ``[b, k, p*scale + q, y, x]``
+            for output pixel ``(scale*y + p, scale*x + q)`` (the order of
+            ``F.pixel_unshuffle``; an upscaling model predicts this layout).
         scale: integer >= 1.
         padding: as :func:`filter_flow` (default "replicate").
 
@@ -440,19 +443,41 @@ def filter_flow_up(
         w[b, i*K+j, Y, X] * image[b, c, Y//scale + i - K//2, X//scale + j - K//2]``.
 
     This is :func:`filter_flow` with dilation ``scale`` on the nearest-neighbour
-    upsampling ``U`` of the image (``U[Y, X] = image[Y//s, X//s]``, so
-    ``U[Y + s*(i - r), X + s*(j - r)] = image[Y//s + i - r, X//s + j - r]``):
-    the same fast op and its gradients, and the filters a model returns apply
-    with ``filter_flow`` too. Replicate padding of ``U`` is replicate padding of
-    the image.
+    upsampling of the image (``U[Y, X] = image[Y//s, X//s]``), so the filters
+    a model returns apply with ``filter_flow`` too. It is computed in low
+    resolution: for each channel, :func:`filter_flow` with per-channel
+    filters maps the image, repeated once per phase, to the ``scale*scale``
+    phase images, which ``F.pixel_shuffle`` interleaves. Only the output is
+    rearranged, never the ``scale*scale`` times larger filters, and the fast
+    op's gradients carry over.
     """
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"filter_flow_up: scale must be an integer >= 1, got {scale!r}")
-    if not isinstance(image, torch.Tensor) or image.ndim != 4:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"filter_flow_up: image must be a (B, C, h, w) tensor, got {shape}")
-    up = image.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3) if scale > 1 else image  # (B, C, sh, sw)
-    return filter_flow(up, filters, padding=padding, dilation=scale)
+    _check_image(image, "filter_flow_up")
+    b, c, h, w = image.shape
+    if not isinstance(filters, torch.Tensor) or filters.ndim not in (4, 5):
+        shape = tuple(filters.shape) if isinstance(filters, torch.Tensor) else type(filters).__name__
+        raise ValueError(f"filter_flow_up: filters must be (B, K*K, s*h, s*w) or (B, K*K, s*s, h, w), got {shape}")
+    kk = filters.shape[1]
+    _kernel_size(filters[:, :, 0] if filters.ndim == 5 else filters, "filter_flow_up")  # K*K: an odd square
+    if filters.ndim == 4:
+        if tuple(filters.shape) != (b, kk, scale * h, scale * w):
+            raise ValueError(
+                f"filter_flow_up: filters for an image of shape {tuple(image.shape)} and scale {scale} must have "
+                f"shape {(b, kk, scale * h, scale * w)}, got {tuple(filters.shape)}"
+            )
+        filters = F.pixel_unshuffle(filters, scale).view(b, kk, scale * scale, h, w)  # (B, K*K, s*s, h, w)
+    elif tuple(filters.shape) != (b, kk, scale * scale, h, w):
+        raise ValueError(
+            f"filter_flow_up: phase filters for an image of shape {tuple(image.shape)} and scale {scale} must "
+            f"have shape {(b, kk, scale * scale, h, w)}, got {tuple(filters.shape)}"
+        )
+    per_phase = filters.transpose(1, 2)  # (B, s*s, K*K, h, w): one filter per phase "channel"
+    phases = [
+        filter_flow(image[:, i : i + 1].expand(b, scale * scale, h, w), per_phase, padding=padding)
+        for i in range(c)
+    ]  # C x (B, s*s, h, w)
+    return F.pixel_shuffle(torch.cat(phases, dim=1), scale)  # (B, C, s*h, s*w)
 
 
 def filter_flow_reference(

@@ -331,16 +331,25 @@ class PFF(nn.Module):
             filters = torch.baddbmm(offset[None, :, None], basis_t, out.reshape(b, c, h * w))  # (B, K*K, H*W)
             filters = filters.view(b, -1, h, w)  # (B, K*K, H, W)
         elif self.upscale > 1:
-            s = self.upscale
-            if self.config.constraint == "normalized":
-                phases = out.view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w)
-                out = (phases - phases.mean(dim=1, keepdim=True)).view(b, c, h, w)  # corrections sum to 0
-            filters = F.pixel_shuffle(out + offset[None, :, None, None], s)  # (B, K*K, s*h, s*w)
+            filters = F.pixel_shuffle(self._phase_filters(out).flatten(1, 2), self.upscale)  # (B, K*K, s*h, s*w)
         else:
             if self.config.constraint == "normalized":
                 out = out - out.mean(dim=1, keepdim=True)  # corrections sum to 0
             filters = out + offset[None, :, None, None]  # (B, K*K, H, W)
         return torch.softmax(filters, dim=1) if softmax else filters
+
+    def _phase_filters(self, out: torch.Tensor) -> torch.Tensor:
+        """An upscaling model's filters in low resolution: ``(B, K*K*s*s, h, w) -> (B, K*K, s*s, h, w)``.
+
+        Entry ``[b, k, p*s + q, y, x]`` is tap k of output pixel ``(s*y + p, s*x + q)``
+        (the layout :func:`pff.ops.filter_flow_up` takes; ``pixel_shuffle`` of it gives one filter per output pixel).
+        """
+        b, _, h, w = out.shape
+        s = self.upscale
+        phases = out.float().view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w)
+        if self.config.constraint == "normalized":
+            phases = phases - phases.mean(dim=1, keepdim=True)  # corrections sum to 0
+        return phases + self.delta.view(1, -1, s * s, 1, 1)  # the bicubic start plus the correction
 
     def forward(self, x: torch.Tensor, *, return_filters: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(restored, filters)``; with ``return_filters=False`` filters is ``None`` and may be skipped."""
@@ -357,10 +366,12 @@ class PFF(nn.Module):
             if linear:
                 restored = x32 + ops.apply_basis(x32, out.float(), self._basis(), **op_kwargs)
                 return restored, (self.filters_from(out) if return_filters else None)
-            filters = self.filters_from(out)
             if self.upscale > 1:
-                restored = ops.filter_flow_up(x32, filters, self.upscale, padding=self.config.padding)
-                return restored, (filters if return_filters else None)
+                phases = self._phase_filters(out)  # (B, K*K, s*s, h, w)
+                restored = ops.filter_flow_up(x32, phases, self.upscale, padding=self.config.padding)
+                filters = F.pixel_shuffle(phases.flatten(1, 2), self.upscale) if return_filters else None
+                return restored, filters
+            filters = self.filters_from(out)
             restored = ops.filter_flow(x32, filters, **op_kwargs)
             return restored, (filters if return_filters else None)
 
@@ -399,6 +410,19 @@ class DirectCNN(nn.Module):
             raise ValueError(f"DirectCNN needs kind='direct', got {config.kind!r}")
         self.config, self.in_channels = config, in_channels
         self.predictor = TwoStreamPredictor(in_channels, in_channels, **config.stream_kwargs())
+
+    def _phase_filters(self, out: torch.Tensor) -> torch.Tensor:
+        """An upscaling model's filters in low resolution: ``(B, K*K*s*s, h, w) -> (B, K*K, s*s, h, w)``.
+
+        Entry ``[b, k, p*s + q, y, x]`` is tap k of output pixel ``(s*y + p, s*x + q)``
+        (the layout :func:`pff.ops.filter_flow_up` takes; ``pixel_shuffle`` of it gives one filter per output pixel).
+        """
+        b, _, h, w = out.shape
+        s = self.upscale
+        phases = out.float().view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w)
+        if self.config.constraint == "normalized":
+            phases = phases - phases.mean(dim=1, keepdim=True)  # corrections sum to 0
+        return phases + self.delta.view(1, -1, s * s, 1, 1)  # the bicubic start plus the correction
 
     def forward(self, x: torch.Tensor, *, return_filters: bool = True) -> tuple[torch.Tensor, None]:
         _check_image(x, self.in_channels)
