@@ -11,6 +11,7 @@ from pff.degrade import (
     MotionBlur,
     add_gaussian_noise,
     blur,
+    CameraShake,
     for_task,
     gaussian_kernel,
     motion_kernel,
@@ -250,3 +251,15 @@ def test_for_task():
         for_task("denoise")
     with pytest.raises(PffError, match="unknown parameter.*qualty.*quality"):
         for_task("jpeg", qualty=10)
+
+
+def test_for_task_physics_names_another_degradation_of_the_task():
+    shake = for_task("deblur", physics="CameraShake", noise_max=2.55, length_range=[5, 30])
+    assert isinstance(shake, CameraShake) and shake.noise_max == 2.55 and shake.length_range == (5.0, 30.0)
+    assert for_task("deblur", physics="MotionBlur") == MotionBlur()  # the default, named
+    with pytest.raises(PffError, match="unknown physics 'Shake' for task 'deblur'; expected one of MotionBlur, CameraShake"):
+        for_task("deblur", physics="Shake")
+    with pytest.raises(PffError, match="unknown physics 'CameraShake' for task 'sr'; expected one of Bicubic"):
+        for_task("sr", physics="CameraShake")
+    with pytest.raises(PffError, match=r"unknown parameter\(s\) size for task 'deblur' \(CameraShake\)"):
+        for_task("deblur", physics="CameraShake", size=31)  # a MotionBlur field

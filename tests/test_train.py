@@ -102,6 +102,21 @@ def test_train_writes_a_loadable_model_log_and_checkpoint(tmp_path, images, caps
     assert summary["steps"] == 12 and summary["rank_digests"] == [weights_digest(model)]
 
 
+def test_deblur_run_on_camera_shake_keeps_its_physics_in_the_card(tmp_path, images):
+    config = _write_config(
+        tmp_path / "run.toml", images,
+        model='arch = "pff-tiny"\nkernel = 5\nconstraint = "normalized"',
+        **{"data.degrade": 'physics = "CameraShake"\nlength_range = [3, 9]\nnoise_max = 2.55',
+           "train": "steps = 2\nbatch_size = 2\nlog_every = 1\nval_every = 2\nckpt_every = 2\nthreads = 1"},
+    )  # fmt: skip
+    config.write_text(config.read_text().replace('task = "jpeg"\nchannels = "y"', 'task = "deblur"\nchannels = "rgb"'))
+    out = tmp_path / "out"
+    assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    _, card = load(out)
+    physics = card.physics()
+    assert type(physics).__name__ == "CameraShake" and physics.length_range == (3.0, 9.0) and physics.noise_max == 2.55
+
+
 def test_tiny_config_overfits_a_fixed_batch(images):
     from pff import data, degrade
 

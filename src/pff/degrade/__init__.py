@@ -2,7 +2,7 @@
 
 Plain functions (``imresize``, ``sr_pair``, ``jpeg_roundtrip``, ``blur``,
 ``motion_kernel``, ...) do the work; the small frozen dataclasses
-``MotionBlur``, ``Jpeg`` and ``Bicubic`` hold a task's parameters and share
+``MotionBlur``, ``CameraShake``, ``Jpeg`` and ``Bicubic`` hold a task's parameters and share
 one interface (:class:`Degradation`), which ``pff.data`` uses to make
 training pairs. Every random choice comes from the ``numpy.random.Generator``
 passed in; nothing here imports a model.
@@ -27,10 +27,12 @@ from pff.degrade.jpeg import Jpeg, jpeg_roundtrip
 from pff.degrade.noise import add_gaussian_noise
 from pff.degrade.quantize import quantize, to_uint8
 from pff.degrade.resize import Bicubic, imresize, modcrop, sr_pair, upsample
+from pff.degrade.shake import CameraShake
 from pff.errors import PffError
 
 __all__ = [
     "Bicubic",
+    "CameraShake",
     "Degradation",
     "Jpeg",
     "MotionBlur",
@@ -72,18 +74,26 @@ class Degradation(Protocol):
     def __call__(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
 
 
-# The table of tasks: each one's degradation. Models, benchmarks and the CLI take their task names from here.
-TASKS: dict[str, type] = {"deblur": MotionBlur, "jpeg": Jpeg, "sr": Bicubic}
+# The table of tasks: each one's degradations, the default first. Models, benchmarks and the CLI take their
+# task names from here; a training config or model card names another of its task's by ``physics``.
+TASKS: dict[str, tuple[type, ...]] = {"deblur": (MotionBlur, CameraShake), "jpeg": (Jpeg,), "sr": (Bicubic,)}
 
 
 def for_task(task: str, **params: Any) -> Degradation:
-    """The default degradation of ``task`` ("deblur", "jpeg" or "sr"), with ``params`` overriding fields.
+    """A degradation of ``task`` ("deblur", "jpeg" or "sr") with ``params`` overriding fields.
 
-    Example: ``for_task("jpeg", quality=10)`` is ``Jpeg(quality=10)``.
+    The task's default (the first of ``TASKS[task]``) unless ``physics`` names
+    another of its degradations by class name. Examples: ``for_task("jpeg",
+    quality=10)`` is ``Jpeg(quality=10)``; ``for_task("deblur", physics="CameraShake",
+    noise_max=2.55)`` is ``CameraShake(noise_max=2.55)``.
     """
     if task not in TASKS:
         raise PffError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    cls = TASKS[task]
+    choices = {cls.__name__: cls for cls in TASKS[task]}
+    name = params.pop("physics", TASKS[task][0].__name__)
+    if name not in choices:
+        raise PffError(f"unknown physics {name!r} for task {task!r}; expected one of {', '.join(choices)}")
+    cls = choices[name]
     fields = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(fields))
     if unknown:
