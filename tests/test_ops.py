@@ -503,6 +503,18 @@ def test_apply_basis_per_channel_coefficients_equal_filter_flow(padding, image_c
         apply_basis(torch.zeros(2, 3, 7, 9), torch.zeros(2, 2, 4, 7, 9), torch.zeros(4, 9))
 
 
+@pytest.mark.parametrize("image_channels, coeffs_shape", [(3, (2, 4, 7, 9)), (3, (2, 3, 4, 7, 9)), (1, (2, 2, 4, 7, 9))])
+def test_apply_basis_inference_and_training_paths_agree(image_channels, coeffs_shape):
+    # Without gradients the contraction over the basis runs as in-place multiply-adds, with them as einsum.
+    image, _, basis = _basis_inputs((2, image_channels, 7, 9), 3, 4, dtype=torch.float64)
+    coeffs = torch.randn(coeffs_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        fast = apply_basis(image, coeffs, basis)
+    tracked = apply_basis(image, coeffs.clone().requires_grad_(), basis)
+    assert tracked.requires_grad and not fast.requires_grad
+    torch.testing.assert_close(fast, tracked.detach(), rtol=0, atol=1e-12)
+
+
 def test_apply_basis_autocast_runs_in_float32():
     image, coeffs, basis = _basis_inputs((1, 3, 6, 7), 3, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
