@@ -6,7 +6,7 @@ For each: seconds per output megapixel on a 1-MP image (median of
 the 12-MP image, also as bytes per output pixel; and the speed against the
 paper-size network (``ARCHS["paper"]``, kernel 17, softmax filters) restoring
 the same --paper-megapixels image in the same process (paper s/MP over the
-model's s/MP: 10 means ten times faster). A model that is not shipped is
+model's s/MP, medians of --repeats alternated runs: 10 means ten times faster). A model that is not shipped is
 replaced by an untrained pff-small of the same task (speed does not depend
 on the weights). For sr the input is the low-resolution image, ``scale``
 times smaller than the output.
@@ -75,8 +75,14 @@ def _child(task: str, spec: str, h: int, w: int, repeats: int, precision: str, p
     if paper_mp > 0:
         ph = int(round((paper_mp * 1e6 * 3 / 4) ** 0.5))
         pw = ph * 4 // 3
-        own, _ = _seconds_per_mp(restorer, ph, pw, 1)
-        result["vs_paper"] = _seconds_per_mp(_paper(restorer, precision), ph, pw, 1)[0] / own
+        # Median of as many runs as the 1-MP timing for both, alternated, so that the ratio does not
+        # hang on one run of each on a machine whose speed drifts.
+        paper = _paper(restorer, precision)
+        own, theirs = [], []
+        for _ in range(repeats):
+            own.append(_seconds_per_mp(restorer, ph, pw, 1)[0])
+            theirs.append(_seconds_per_mp(paper, ph, pw, 1)[0])
+        result["vs_paper"] = sorted(theirs)[len(theirs) // 2] / sorted(own)[len(own) // 2]
     return result
 
 
