@@ -6,7 +6,8 @@ head), each with the options `pff train` uses (bfloat16 autocast,
 channels-last, threads as training picks them from data.workers), and the
 ratio to the paper network. A second table switches bfloat16 and channels-last on and off.
 Inputs are random tensors, so this times the network only; the data
-pipeline runs in its own worker process during training.
+pipeline runs in its own worker process during training. A config whose
+model upscales by s (low-resolution SR) gets floor(64/s)-pixel inputs and s times larger targets.
 
     python benchmarks/bench_train.py [--steps 5] [--threads N] [--skip-options]
 """
@@ -60,7 +61,9 @@ def throughput(cfg: RunConfig, *, amp: bool, channels_last: bool, steps: int, de
     trainer = Trainer(cfg, model, device, Dist())
     c = 3 if cfg.channels == "rgb" else 1
     gen = torch.Generator().manual_seed(0)
-    batch = (torch.rand(BATCH, c, SIZE, SIZE, generator=gen), torch.rand(BATCH, c, SIZE, SIZE, generator=gen))
+    s = cfg.model.upscale  # an upscaling model's input is the low-resolution patch
+    low = SIZE // s
+    batch = (torch.rand(BATCH, c, low, low, generator=gen), torch.rand(BATCH, c, s * low, s * low, generator=gen))
     times: list[float] = []
 
     def tick(_trainer: Trainer) -> None:
