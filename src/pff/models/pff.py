@@ -375,7 +375,6 @@ class PFF(nn.Module):
             restored = ops.filter_flow(x32, filters, **op_kwargs)
             return restored, (filters if return_filters else None)
 
-
     def _forward_ycbcr(self, x: torch.Tensor, return_filters: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """RGB -> YCbCr -> predictor -> the four filters of ``PARTS`` -> RGB (``color = 'ycbcr'``)."""
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -410,19 +409,6 @@ class DirectCNN(nn.Module):
             raise ValueError(f"DirectCNN needs kind='direct', got {config.kind!r}")
         self.config, self.in_channels = config, in_channels
         self.predictor = TwoStreamPredictor(in_channels, in_channels, **config.stream_kwargs())
-
-    def _phase_filters(self, out: torch.Tensor) -> torch.Tensor:
-        """An upscaling model's filters in low resolution: ``(B, K*K*s*s, h, w) -> (B, K*K, s*s, h, w)``.
-
-        Entry ``[b, k, p*s + q, y, x]`` is tap k of output pixel ``(s*y + p, s*x + q)``
-        (the layout :func:`pff.ops.filter_flow_up` takes; ``pixel_shuffle`` of it gives one filter per output pixel).
-        """
-        b, _, h, w = out.shape
-        s = self.upscale
-        phases = out.float().view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w)
-        if self.config.constraint == "normalized":
-            phases = phases - phases.mean(dim=1, keepdim=True)  # corrections sum to 0
-        return phases + self.delta.view(1, -1, s * s, 1, 1)  # the bicubic start plus the correction
 
     def forward(self, x: torch.Tensor, *, return_filters: bool = True) -> tuple[torch.Tensor, None]:
         _check_image(x, self.in_channels)
