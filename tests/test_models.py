@@ -278,3 +278,37 @@ def test_fold_batchnorm_is_the_same_function_without_batch_norms():
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     with torch.inference_mode():  # folding twice changes nothing
         torch.testing.assert_close(fold_batchnorm(folded)(x)[0], got, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("arch", "options", "folds"),
+    [
+        ("pff-sr", {"upscale": 2, "kernel": 5}, True),  # bicubic phase start in the bias
+        ("pff-sr", {"upscale": 3, "kernel": 5}, True),
+        ("pff-small", {"kernel": 5, "head": "full", "constraint": "none"}, True),  # delta start in the bias
+        ("pff-small", {"kernel": 5, "head": "full", "constraint": "normalized"}, False),  # mean taken first
+        ("pff-small", {"kernel": 5, "constraint": "none"}, False),  # basis head: the start is not a bias
+    ],
+)
+def test_inference_copy_folds_the_start_filters_into_the_head_and_keeps_the_function(arch, options, folds):
+    from pff.models.blocks import inference_copy
+
+    torch.manual_seed(0)
+    model = create(arch, channels="y", **options)
+    torch.nn.init.normal_(model.predictor.out.weight, std=0.05)  # filters away from the start
+    torch.nn.init.normal_(model.predictor.out.bias, std=0.05)
+    model.eval()
+    bias = model.predictor.out.bias.detach().clone()
+    copy = inference_copy(model)
+    assert copy.start_folded is folds and model.start_folded is False
+    torch.testing.assert_close(model.predictor.out.bias, bias, rtol=0, atol=0)  # the original is untouched
+    if folds:  # the copy's head outputs the filters themselves
+        assert (copy.predictor.out.bias - bias).abs().max() > 0.1
+    x = torch.rand(1, 1, 29, 35, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        (want, want_filters), (got, got_filters) = model(x), copy(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_filters, want_filters, rtol=1e-5, atol=1e-5)
+    bias_once = copy.predictor.out.bias.detach().clone()
+    copy.fold_start()  # folding twice changes nothing
+    torch.testing.assert_close(copy.predictor.out.bias, bias_once, rtol=0, atol=0)

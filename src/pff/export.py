@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from pff.errors import PffError
 from pff.io import write_atomic
-from pff.models.blocks import fold_batchnorm
+from pff.models.blocks import inference_copy
 
 FORMATS = ("onnx", "torchscript")
 # Checked before writing: a multiple of the shipped models' stride (8) and an odd size.
@@ -133,7 +133,7 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise PffError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    model = fold_batchnorm(model.float().cpu().eval())  # what the Restorer runs
+    model = inference_copy(model.float().cpu().eval())  # what the Restorer runs
     wrapper = ExportWrapper(model).eval()
     stride = int(getattr(model.predictor, "stride", 1))
     channels = model.in_channels

@@ -89,3 +89,17 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                     setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn)))
                     setattr(module, bn, nn.Identity())
     return folded
+
+
+def inference_copy(model: nn.Module) -> nn.Module:
+    """The copy of ``model`` that inference runs (the Restorer, exports): :func:`fold_batchnorm`,
+    then every module's ``fold_start`` (a filter model's constant start moved into its output
+    convolution's bias, :meth:`pff.models.PFF.fold_start`). The same function to float rounding;
+    ``model`` is left unchanged. Never train or save the copy.
+    """
+    folded = fold_batchnorm(model)
+    for module in folded.modules():
+        fold_start = getattr(module, "fold_start", None)
+        if callable(fold_start):
+            fold_start()
+    return folded

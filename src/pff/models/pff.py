@@ -294,6 +294,23 @@ class PFF(nn.Module):
             delta = torch.zeros(taps)
             delta[taps // 2] = 1.0
             self.register_buffer("delta", delta, persistent=False)  # (K*K,)
+        self.start_folded = False  # set by fold_start (inference copies only)
+
+    def fold_start(self) -> None:
+        """Inference only: add the start filters (``delta``) to the output convolution's bias.
+
+        Where the head adds them unchanged (a full head without constraint,
+        e.g. the SR models' bicubic phase filters), the predictor then outputs
+        the filters themselves: the same function, but one pass over the
+        K*K (times s*s) filter maps and one copy of them fewer. Called by
+        :func:`pff.models.blocks.inference_copy`; a no-op for other models.
+        A folded model must not be trained or saved.
+        """
+        if self.start_folded or self.ycbcr or self.config.head != "full" or self.config.constraint != "none":
+            return
+        with torch.no_grad():
+            self.predictor.out.bias += self.delta.to(self.predictor.out.bias.dtype)
+        self.start_folded = True
 
     def _basis(self, part: str = "luma") -> torch.Tensor:
         if part in ("cb_from_luma", "cr_from_luma"):
@@ -335,7 +352,7 @@ class PFF(nn.Module):
         else:
             if self.config.constraint == "normalized":
                 out = out - out.mean(dim=1, keepdim=True)  # corrections sum to 0
-            filters = out + offset[None, :, None, None]  # (B, K*K, H, W)
+            filters = out if self.start_folded else out + offset[None, :, None, None]  # (B, K*K, H, W)
         return torch.softmax(filters, dim=1) if softmax else filters
 
     def _phase_filters(self, out: torch.Tensor) -> torch.Tensor:
@@ -349,6 +366,8 @@ class PFF(nn.Module):
         phases = out.float().view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w)
         if self.config.constraint == "normalized":
             phases = phases - phases.mean(dim=1, keepdim=True)  # corrections sum to 0
+        if self.start_folded:  # the predictor's bias holds the start already
+            return phases
         return phases + self.delta.view(1, -1, s * s, 1, 1)  # the bicubic start plus the correction
 
     def forward(self, x: torch.Tensor, *, return_filters: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
