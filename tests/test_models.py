@@ -312,3 +312,64 @@ def test_inference_copy_folds_the_start_filters_into_the_head_and_keeps_the_func
     bias_once = copy.predictor.out.bias.detach().clone()
     copy.fold_start()  # folding twice changes nothing
     torch.testing.assert_close(copy.predictor.out.bias, bias_once, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("layout", ["standard", "channels_last", "strided"])
+@pytest.mark.parametrize("standard_out", [False, True])
+def test_pointwise_is_the_1x1_convolution_in_every_layout(layout, standard_out):
+    from pff.models.blocks import Pointwise
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, 1)
+    x = torch.randn(3, 6, 9, 11, dtype=torch.float64)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        x = torch.randn(3, 6, 9, 22, dtype=torch.float64)[..., ::2]  # neither layout
+    point = Pointwise(conv.double(), standard=standard_out)
+    with torch.inference_mode():
+        want, got = conv(x), point(x)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    if standard_out or layout != "channels_last":
+        assert got.is_contiguous()
+    else:
+        assert got.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="1x1"):
+        Pointwise(torch.nn.Conv2d(6, 5, 3))
+    with pytest.raises(ValueError, match="stride 1"):
+        Pointwise(torch.nn.Conv2d(6, 5, 1, stride=2))
+
+
+@pytest.mark.parametrize(
+    ("arch", "channels", "options"),
+    [
+        ("pff-small", "rgb", {"kernel": 7, "constraint": "normalized"}),  # the deblur layout
+        ("pff-small", "rgb", {"kernel": 5, "constraint": "none", "color": "ycbcr"}),  # the colour jpeg layout
+        ("pff-sr", "y", {"upscale": 3, "kernel": 5}),
+        ("cnn-small", "rgb", {}),
+    ],
+)
+def test_inference_copy_is_the_same_function_with_matrix_products_and_channels_last_maps(arch, channels, options):
+    from pff.models.blocks import Pointwise, inference_copy
+    from pff.tiling import receptive_field
+
+    torch.manual_seed(0)
+    model = create(arch, channels=channels, **options)
+    for module in model.modules():  # away from the identity start and the default statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    torch.nn.init.normal_(model.predictor.out.weight, std=0.05)
+    model.eval()
+    fast = inference_copy(model)
+    one_by_one = [m for m in fast.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert not one_by_one and any(isinstance(m, Pointwise) for m in fast.modules())
+    assert fast.predictor.channels_last and not model.predictor.channels_last
+    c = 3 if channels == "rgb" else 1
+    x = torch.rand(2, c, 45, 37, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        (want, want_filters), (got, got_filters) = model(x), fast(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    if want_filters is not None:
+        torch.testing.assert_close(got_filters, want_filters, rtol=1e-5, atol=1e-5)
+    assert receptive_field(fast) == receptive_field(model)

@@ -91,15 +91,70 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return folded
 
 
+class Pointwise(nn.Module):
+    """A 1x1 convolution (stride 1, one group, no padding) as one matrix product per image: inference only.
+
+    ``(B, C_in, H, W) -> (B, C_out, H, W)``, the function of the convolution
+    it replaces. oneDNN reorders plain maps into its blocked layout and back
+    around a 1x1 convolution, which costs more than the product itself on
+    the wide heads here; a GEMM reads the maps where they are. A
+    channels-last input gives a channels-last output, unless ``standard``:
+    then the output is in the standard layout whatever the input's, read
+    through a transposed operand (no copy), for a consumer that wants it
+    (the filter op reads the predictor's output plane by plane).
+    """
+
+    def __init__(self, conv: nn.Conv2d, *, standard: bool = False) -> None:
+        super().__init__()
+        if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.groups != 1 or conv.padding != (0, 0):
+            raise ValueError(f"expected a 1x1 convolution with stride 1, one group and no padding, got {conv}")
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels, device=conv.weight.device)
+        self.register_buffer("weight", conv.weight.detach().flatten(1).clone())  # (C_out, C_in)
+        self.register_buffer("bias", bias.clone().to(conv.weight.dtype))  # (C_out,)
+        self.standard = standard
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
+        if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+            out = torch.baddbmm(bias[None, :, None], weight.expand(b, -1, -1), x.reshape(b, c, h * w))
+            return out.view(b, -1, h, w)  # (B, C_out, H, W) standard
+        rows = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view of the channels-last maps
+        if self.standard:
+            out = torch.baddbmm(bias[None, :, None], weight.expand(b, -1, -1), rows.transpose(1, 2))
+            return out.view(b, -1, h, w)  # (B, C_out, H, W) standard
+        out = torch.baddbmm(bias, rows, weight.T.expand(b, -1, -1))  # (B, H*W, C_out)
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2)  # channels-last
+
+
+def _pointwise(model: nn.Module) -> None:
+    """Replace, in place, every eligible 1x1 ``nn.Conv2d`` by a :class:`Pointwise`; a predictor's
+    output convolution gives the standard layout (the filter op's)."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1) and child.stride == (1, 1)
+                    and child.groups == 1 and child.padding == (0, 0)):  # fmt: skip
+                setattr(module, name, Pointwise(child, standard=name == "out"))
+
+
 def inference_copy(model: nn.Module) -> nn.Module:
-    """The copy of ``model`` that inference runs (the Restorer, exports): :func:`fold_batchnorm`,
-    then every module's ``fold_start`` (a filter model's constant start moved into its output
-    convolution's bias, :meth:`pff.models.PFF.fold_start`). The same function to float rounding;
-    ``model`` is left unchanged. Never train or save the copy.
+    """The copy of ``model`` that inference runs (the Restorer, exports); ``model`` is left unchanged.
+
+    The same function to float rounding, computed faster: batch norms folded
+    into their convolutions (:func:`fold_batchnorm`); every module's
+    ``fold_start`` (a filter model's constant start moved into its output
+    convolution's bias, :meth:`pff.models.PFF.fold_start`); 1x1 convolutions
+    as matrix products (:class:`Pointwise`); and a predictor that runs its
+    feature maps channels-last (``channels_last``; the output convolution
+    still gives the standard layout). Never train or save the copy.
     """
     folded = fold_batchnorm(model)
     for module in folded.modules():
         fold_start = getattr(module, "fold_start", None)
         if callable(fold_start):
             fold_start()
-    return folded
+    _pointwise(folded)
+    for module in folded.modules():
+        if hasattr(module, "channels_last"):
+            module.channels_last = True
+    return folded.to(memory_format=torch.channels_last)

@@ -80,6 +80,9 @@ class TwoStreamPredictor(nn.Module):
         self.out = nn.Conv2d(head_width if head_depth else embed, out_channels, head_kernel, padding=head_kernel // 2)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # Feature maps channels-last (pff.models.blocks.inference_copy sets it; training makes its
+        # inputs channels-last itself): oneDNN's convolutions then need no layout reorders.
+        self.channels_last = False
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The fused embedding ``(B, embed, H, W)`` of ``x`` ``(B, in_channels, H, W)``."""
@@ -89,6 +92,8 @@ class TwoStreamPredictor(nn.Module):
         # size would be frozen by torch.jit.trace at the example's size, and
         # exported graphs would skip the pad on sizes that need it.
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        if self.channels_last:
+            x, xp = x.contiguous(memory_format=torch.channels_last), xp.contiguous(memory_format=torch.channels_last)
         y, skips = self.stem(xp), []
         for stage in self.stages:
             y = stage(y)
