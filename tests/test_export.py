@@ -49,19 +49,20 @@ def test_export_matches_restorer_at_odd_sizes(tmp_path, fmt, overrides):
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)  # float32, < 0.003 grey levels
 
 
-def test_upscaling_model_exports_to_torchscript(tmp_path):
+@pytest.mark.parametrize(("scale", "padding"), [(2, "replicate"), (3, "zeros")])
+def test_upscaling_model_exports_to_torchscript(tmp_path, scale, padding):
     """An SR model computing in low resolution: the graph returns the s times larger image of the Restorer."""
-    model = create("pff-tiny", channels="y", kernel=5, head="full", constraint="none", padding="replicate", upscale=2)
+    model = create("pff-tiny", channels="y", kernel=5, head="full", constraint="none", padding=padding, upscale=scale)
     with torch.no_grad():
         for p in model.predictor.out.parameters():  # away from the bicubic start
             p.normal_(0, 0.05, generator=torch.Generator().manual_seed(1))
     out = tmp_path / "sr.pt"
     assert export_model(model, out, "torchscript") <= 1e-4
-    card = ModelCard(task="sr", channels="y", model=model.config, degrade={"scale": 2, "upsample": False})
+    card = ModelCard(task="sr", channels="y", model=model.config, degrade={"scale": scale, "upsample": False})
     restorer = Restorer(model.eval(), card, tile=0)
     image = _image(*ODD)
     got = run_exported(out.read_bytes(), "torchscript", image.numpy())
-    assert got.shape == (1, 1, 2 * ODD[0], 2 * ODD[1])
+    assert got.shape == (1, 1, scale * ODD[0], scale * ODD[1])
     np.testing.assert_allclose(got, restorer.run(image)[0].numpy(), rtol=0, atol=1e-5)
 
 

@@ -47,11 +47,26 @@ def _filter_flow_unrolled(image: torch.Tensor, filters: torch.Tensor, k: int, pa
     return out
 
 
+def _filter_flow_up_unrolled(image: torch.Tensor, phases: torch.Tensor, k: int, padding: str, scale: int) -> torch.Tensor:
+    """``pff.ops.filter_flow_up`` of phase filters (1, K*K, s*s, h, w) as K*K slices of the padded
+    low-resolution image, then ``pixel_shuffle``: the same numbers, plain graph ops, no upsampled image."""
+    r = k // 2
+    b, c, h, w = image.shape
+    mode = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"}[padding]
+    padded = F.pad(image, (r, r, r, r), mode=mode)[:, :, None]  # (1, C, 1, h + 2r, w + 2r)
+    out = torch.zeros(b, c, scale * scale, h, w, dtype=image.dtype, device=image.device)
+    for i in range(k):
+        for j in range(k):
+            out = out + phases[:, None, i * k + j] * padded[..., i : i + h, j : j + w]  # (1, C, s*s, h, w)
+    return F.pixel_shuffle(out.flatten(1, 2), scale)  # (1, C, s*h, s*w)
+
+
 class ExportWrapper(nn.Module):
     """``image (1, C, H, W) -> restored (1, C, s*H, s*W)`` in [0, 1], any H, W >= 1 (s: the model's upscale, 1 but for SR in low resolution).
 
     The model's own forward, except that a filter op that is not the linear
-    low-rank path is unrolled into plain slices (``_filter_flow_unrolled``).
+    low-rank path is unrolled into plain slices (``_filter_flow_unrolled``;
+    an upscaling model's in low resolution, ``_filter_flow_up_unrolled``).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -63,10 +78,13 @@ class ExportWrapper(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.unrolled:
             config, s = self.model.config, self.model.upscale
-            filters = self.model.filters_from(self.model.predictor(image))  # (1, K*K, s*H, s*W)
-            # An upscaling model: pff.ops.filter_flow_up, i.e. dilation s on the nearest upsampling.
-            source = image if s == 1 else image.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
-            restored = _filter_flow_unrolled(source, filters, config.kernel, config.padding, config.dilation * s)
+            out = self.model.predictor(image)
+            if s > 1:  # pff.ops.filter_flow_up in low resolution, the phases interleaved at the end
+                phases = self.model._phase_filters(out)  # (1, K*K, s*s, H, W)
+                restored = _filter_flow_up_unrolled(image, phases, config.kernel, config.padding, s)
+            else:
+                filters = self.model.filters_from(out)  # (1, K*K, H, W)
+                restored = _filter_flow_unrolled(image, filters, config.kernel, config.padding, config.dilation)
         else:
             restored = self.model(image, return_filters=False)[0]
         return restored.clamp(0.0, 1.0)
