@@ -316,28 +316,38 @@ def test_inference_copy_folds_the_start_filters_into_the_head_and_keeps_the_func
 
 @pytest.mark.parametrize("layout", ["standard", "channels_last", "strided"])
 @pytest.mark.parametrize("standard_out", [False, True])
-def test_pointwise_is_the_1x1_convolution_in_every_layout(layout, standard_out):
-    from pff.models.blocks import Pointwise
+def test_pointwise_conv_is_the_1x1_convolution_in_every_layout_with_its_gradients(layout, standard_out):
+    from pff.models.blocks import PointwiseConv
 
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(6, 5, 1)
+    conv = torch.nn.Conv2d(6, 5, 1).double()
     x = torch.randn(3, 6, 9, 11, dtype=torch.float64)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
     elif layout == "strided":
         x = torch.randn(3, 6, 9, 22, dtype=torch.float64)[..., ::2]  # neither layout
-    point = Pointwise(conv.double(), standard=standard_out)
-    with torch.inference_mode():
-        want, got = conv(x), point(x)
+    point = PointwiseConv.from_conv(conv, standard=standard_out)
+    assert isinstance(point, torch.nn.Conv2d) and point.weight.shape == conv.weight.shape
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    want, got = conv(x1), point(x2)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     if standard_out or layout != "channels_last":
         assert got.is_contiguous()
     else:
         assert got.is_contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(want)
+    want.backward(g)
+    got.backward(g)
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(point.weight.grad, conv.weight.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(point.bias.grad, conv.bias.grad, rtol=1e-12, atol=1e-12)
+    small = PointwiseConv(2, 3, standard=standard_out).double()
+    inputs = torch.randn(2, 2, 3, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradcheck(small, (inputs.requires_grad_(),))
     with pytest.raises(ValueError, match="1x1"):
-        Pointwise(torch.nn.Conv2d(6, 5, 3))
+        PointwiseConv.from_conv(torch.nn.Conv2d(6, 5, 3))
     with pytest.raises(ValueError, match="stride 1"):
-        Pointwise(torch.nn.Conv2d(6, 5, 1, stride=2))
+        PointwiseConv.from_conv(torch.nn.Conv2d(6, 5, 1, stride=2))
 
 
 @pytest.mark.parametrize(
@@ -350,7 +360,7 @@ def test_pointwise_is_the_1x1_convolution_in_every_layout(layout, standard_out):
     ],
 )
 def test_inference_copy_is_the_same_function_with_matrix_products_and_channels_last_maps(arch, channels, options):
-    from pff.models.blocks import Pointwise, inference_copy
+    from pff.models.blocks import PointwiseConv, inference_copy
     from pff.tiling import receptive_field
 
     torch.manual_seed(0)
@@ -363,7 +373,7 @@ def test_inference_copy_is_the_same_function_with_matrix_products_and_channels_l
     model.eval()
     fast = inference_copy(model)
     one_by_one = [m for m in fast.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
-    assert not one_by_one and any(isinstance(m, Pointwise) for m in fast.modules())
+    assert one_by_one and all(isinstance(m, PointwiseConv) for m in one_by_one)
     assert fast.predictor.channels_last and not model.predictor.channels_last
     c = 3 if channels == "rgb" else 1
     x = torch.rand(2, c, 45, 37, generator=torch.Generator().manual_seed(1))

@@ -80,17 +80,11 @@ def _probe_copy(model: nn.Module) -> nn.Module:
     identity, so with a non-negative input every ReLU and max-pool passes a
     change on: an output is non-zero exactly where the input reaches it.
     """
-    from pff.models.blocks import Pointwise
-
     net = copy.deepcopy(getattr(model, "predictor", model)).double().cpu().eval()
     for name, module in list(net.named_modules()):
-        if isinstance(module, (nn.Conv2d, Pointwise, nn.modules.batchnorm._BatchNorm)):
+        if isinstance(module, nn.Conv2d) or isinstance(module, nn.modules.batchnorm._BatchNorm):
             parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
-            replacement: nn.Module = nn.Identity()
-            if isinstance(module, nn.Conv2d):
-                replacement = _ReachConv(module)
-            elif isinstance(module, Pointwise):  # a 1x1 convolution (inference copies): the channel mean
-                replacement = _ReachConv(nn.Conv2d(1, 1, 1, bias=False))
+            replacement = _ReachConv(module) if isinstance(module, nn.Conv2d) else nn.Identity()
             parent._modules[name.rpartition(".")[2]] = replacement
     return net
 

@@ -91,50 +91,58 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return folded
 
 
-class Pointwise(nn.Module):
-    """A 1x1 convolution (stride 1, one group, no padding) as one matrix product per image: inference only.
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution (stride 1, one group, no padding) computed as one matrix product per image.
 
-    ``(B, C_in, H, W) -> (B, C_out, H, W)``, the function of the convolution
-    it replaces. oneDNN reorders plain maps into its blocked layout and back
-    around a 1x1 convolution, which costs more than the product itself on
-    the wide heads here; a GEMM reads the maps where they are. A
-    channels-last input gives a channels-last output, unless ``standard``:
-    then the output is in the standard layout whatever the input's, read
-    through a transposed operand (no copy), for a consumer that wants it
-    (the filter op reads the predictor's output plane by plane).
+    ``(B, C_in, H, W) -> (B, C_out, H, W)``: an ``nn.Conv2d`` (same parameters,
+    state and gradients) whose forward is a batched GEMM. oneDNN reorders
+    maps between layouts around a 1x1 convolution, which costs more than the
+    product on the wide heads here (a predictor's 196-441 filter taps per
+    pixel); the GEMM reads the maps where they are. A channels-last input
+    gives a channels-last output, unless ``standard``: then the output is in
+    the standard layout whatever the input's, read through a transposed
+    operand (no copy), for a consumer that wants it (the filter op reads the
+    predictor's output plane by plane).
     """
 
-    def __init__(self, conv: nn.Conv2d, *, standard: bool = False) -> None:
-        super().__init__()
+    def __init__(self, in_channels: int, out_channels: int, *, bias: bool = True, standard: bool = False) -> None:
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+        self.standard = standard
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, *, standard: bool = False) -> PointwiseConv:
+        """The same convolution (a copy of its parameters) as a PointwiseConv."""
         if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.groups != 1 or conv.padding != (0, 0):
             raise ValueError(f"expected a 1x1 convolution with stride 1, one group and no padding, got {conv}")
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels, device=conv.weight.device)
-        self.register_buffer("weight", conv.weight.detach().flatten(1).clone())  # (C_out, C_in)
-        self.register_buffer("bias", bias.clone().to(conv.weight.dtype))  # (C_out,)
-        self.standard = standard
+        new = cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None, standard=standard)
+        new.load_state_dict(conv.state_dict())
+        return new.to(conv.weight.device, conv.weight.dtype).train(conv.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        weight, bias = self.weight.to(x.dtype), self.bias.to(x.dtype)
+        weight = self.weight.to(x.dtype).view(1, self.out_channels, c).expand(b, -1, -1)  # (B, C_out, C_in)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
         if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
-            out = torch.baddbmm(bias[None, :, None], weight.expand(b, -1, -1), x.reshape(b, c, h * w))
-            return out.view(b, -1, h, w)  # (B, C_out, H, W) standard
-        rows = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view of the channels-last maps
-        if self.standard:
-            out = torch.baddbmm(bias[None, :, None], weight.expand(b, -1, -1), rows.transpose(1, 2))
-            return out.view(b, -1, h, w)  # (B, C_out, H, W) standard
-        out = torch.baddbmm(bias, rows, weight.T.expand(b, -1, -1))  # (B, H*W, C_out)
-        return out.view(b, h, w, -1).permute(0, 3, 1, 2)  # channels-last
+            cols = x.reshape(b, c, h * w)
+        elif self.standard:
+            cols = x.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(1, 2)  # a view of the channels-last maps
+        else:
+            rows = x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+            t = weight.transpose(1, 2)
+            out = torch.bmm(rows, t) if bias is None else torch.baddbmm(bias, rows, t)  # (B, H*W, C_out)
+            return out.view(b, h, w, -1).permute(0, 3, 1, 2)  # (B, C_out, H, W) channels-last
+        out = torch.bmm(weight, cols) if bias is None else torch.baddbmm(bias[None, :, None], weight, cols)
+        return out.view(b, -1, h, w)  # (B, C_out, H, W) standard
 
 
 def _pointwise(model: nn.Module) -> None:
-    """Replace, in place, every eligible 1x1 ``nn.Conv2d`` by a :class:`Pointwise`; a predictor's
-    output convolution gives the standard layout (the filter op's)."""
+    """Replace, in place, every other eligible 1x1 ``nn.Conv2d`` by a :class:`PointwiseConv`
+    (channels-last in, channels-last out)."""
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1) and child.stride == (1, 1)
+            if (type(child) is nn.Conv2d and child.kernel_size == (1, 1) and child.stride == (1, 1)
                     and child.groups == 1 and child.padding == (0, 0)):  # fmt: skip
-                setattr(module, name, Pointwise(child, standard=name == "out"))
+                setattr(module, name, PointwiseConv.from_conv(child))
 
 
 def inference_copy(model: nn.Module) -> nn.Module:
@@ -144,7 +152,7 @@ def inference_copy(model: nn.Module) -> nn.Module:
     into their convolutions (:func:`fold_batchnorm`); every module's
     ``fold_start`` (a filter model's constant start moved into its output
     convolution's bias, :meth:`pff.models.PFF.fold_start`); 1x1 convolutions
-    as matrix products (:class:`Pointwise`); and a predictor that runs its
+    as matrix products (:class:`PointwiseConv`); and a predictor that runs its
     feature maps channels-last (``channels_last``; the output convolution
     still gives the standard layout). Never train or save the copy.
     """

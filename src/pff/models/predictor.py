@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pff.models.blocks import Stage, conv_bn_relu, upsample_to
+from pff.models.blocks import PointwiseConv, Stage, conv_bn_relu, upsample_to
 
 
 class TwoStreamPredictor(nn.Module):
@@ -77,7 +77,13 @@ class TwoStreamPredictor(nn.Module):
         self.head = nn.Sequential(
             *(conv_bn_relu(embed if i == 0 else head_width, head_width) for i in range(head_depth))
         )
-        self.out = nn.Conv2d(head_width if head_depth else embed, out_channels, head_kernel, padding=head_kernel // 2)
+        c_head = head_width if head_depth else embed
+        # A 1x1 output convolution is a matrix product that writes the standard layout the filter op
+        # reads, whatever the layout of the maps (training and inference run them channels-last).
+        self.out: nn.Conv2d = (
+            PointwiseConv(c_head, out_channels, standard=True) if head_kernel == 1
+            else nn.Conv2d(c_head, out_channels, head_kernel, padding=head_kernel // 2)
+        )  # fmt: skip
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         # Feature maps channels-last (pff.models.blocks.inference_copy sets it; training makes its
