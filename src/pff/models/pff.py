@@ -409,11 +409,13 @@ class PFF(nn.Module):
             # The luma's contribution to Cb and to Cr, (B, 2, H, W): one set of correlations of the luma with
             # the zero-sum basis, two sets of coefficients. Replicate padding: the border is no luma edge.
             b, _, h, w = out.shape
-            cross = out[:, 2 * n :].reshape(b, 2, n, h, w)  # (B, 2, N, H, W)
+            # One split, not three slices: in training, each slice's gradient was a zero-filled copy of `out`.
+            luma_c, chroma_c, cross = out.split([n, n, 2 * n], dim=1)
+            cross = cross.reshape(b, 2, n, h, w)  # (B, 2, N, H, W)
             detail = ops.apply_basis(luma, cross, self._basis("cb_from_luma"), padding="replicate",
                                      dilation=self.config.dilation)  # fmt: skip
-            chroma = chroma + ops.apply_basis(chroma, out[:, n : 2 * n], self._basis("chroma"), **op_kwargs) + detail
-            luma = luma + ops.apply_basis(luma, out[:, :n], self._basis(), **op_kwargs)
+            chroma = chroma + ops.apply_basis(chroma, chroma_c, self._basis("chroma"), **op_kwargs) + detail
+            luma = luma + ops.apply_basis(luma, luma_c, self._basis(), **op_kwargs)
             ycc = torch.cat([luma - offset[0], chroma], dim=1)  # (B, 3, H, W), offsets removed
             restored = torch.einsum("ij,bjhw->bihw", self.rgb_matrix.float(), ycc)
             return restored, (self.filters_from(out) if return_filters else None)
