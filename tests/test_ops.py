@@ -505,7 +505,7 @@ def test_apply_basis_per_channel_coefficients_equal_filter_flow(padding, image_c
 
 @pytest.mark.parametrize("image_channels, coeffs_shape", [(3, (2, 4, 7, 9)), (3, (2, 3, 4, 7, 9)), (1, (2, 2, 4, 7, 9))])
 def test_apply_basis_inference_and_training_paths_agree(image_channels, coeffs_shape):
-    # Without gradients the contraction over the basis runs as in-place multiply-adds, with them as einsum.
+    # Without gradients the contraction over the basis runs as in-place multiply-adds, with them as a product and a sum.
     image, _, basis = _basis_inputs((2, image_channels, 7, 9), 3, 4, dtype=torch.float64)
     coeffs = torch.randn(coeffs_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
