@@ -189,7 +189,7 @@ class Restorer:
         if self.upscale > 1 and (iterations > 1 or strength != 1.0):
             raise PffError("iterations and strength need a model whose output has its input's size")
         self.device = check_device(device)
-        # Batch norms and constant start filters folded into the convolutions: same function (float rounding), faster.
+        # The same function (float rounding), computed faster: see inference_copy.
         self.model = inference_copy(model).to(self.device)
         self.card = card
         self.tile, self.iterations, self.strength = tile, iterations, float(strength)

@@ -120,7 +120,7 @@ class PointwiseConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        weight = self.weight.to(x.dtype).view(1, self.out_channels, c).expand(b, -1, -1)  # (B, C_out, C_in)
+        weight = self.weight.to(x.dtype).reshape(1, self.out_channels, c).expand(b, -1, -1)  # (B, C_out, C_in)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
             cols = x.reshape(b, c, h * w)
