@@ -136,6 +136,8 @@ def test_upscale_config_validation():
         ModelConfig(upscale=2)  # the default basis head cannot hold one filter per sub-pixel
     with pytest.raises(PffError, match="upscale"):
         ModelConfig(upscale=0)
+    with pytest.raises(PffError, match="upscale: needs dilation 1, got dilation 2"):
+        ModelConfig(head="full", constraint="none", kernel=5, upscale=2, dilation=2)  # the op has no dilation
     assert build_model(ModelConfig(head="full", constraint="normalized", kernel=5, upscale=3), 1).upscale == 3
 
 

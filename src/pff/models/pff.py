@@ -123,6 +123,8 @@ class ModelConfig:
             _require(self.kind == "pff", "upscale", f"needs kind 'pff' (filters), got kind {self.kind!r}")
             _require(self.head == "full", "upscale", "needs head = 'full' (one filter per output sub-pixel)")
             _require(self.constraint != "softmax", "upscale", "needs constraint 'none' or 'normalized'")
+            # pff.ops.filter_flow_up reads adjacent low-resolution pixels: no dilated taps.
+            _require(self.dilation == 1, "upscale", f"needs dilation 1, got dilation {self.dilation}")
         _require(self.color in ("shared", "ycbcr"), "color", f"must be 'shared' or 'ycbcr', got {self.color!r}")
         if self.color == "ycbcr":
             _require(self.kind == "pff", "color", f"'ycbcr' needs kind 'pff' (filters), got kind {self.kind!r}")
