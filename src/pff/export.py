@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import warnings
 from pathlib import Path
@@ -33,32 +34,25 @@ FORMATS = ("onnx", "torchscript")
 CHECK_SIZES = ((72, 104), (61, 75))
 
 
-def _filter_flow_unrolled(image: torch.Tensor, filters: torch.Tensor, k: int, padding: str, dilation: int) -> torch.Tensor:
-    """``pff.ops.filter_flow`` as K*K slices of the padded image: the same numbers, plain graph ops."""
+def _filter_flow_unrolled(image: torch.Tensor, phases: torch.Tensor, k: int, padding: str, dilation: int = 1) -> torch.Tensor:
+    """The filter op as K*K slices of the padded image: the same numbers, plain graph ops.
+
+    ``phases`` (1, K*K, s*s, h, w): one filter per output pixel in the layout of
+    :func:`pff.ops.filter_flow_up`, applied in low resolution and interleaved at the end
+    (``pixel_shuffle``, no upsampled image); s = 1 is :func:`pff.ops.filter_flow` (with ``dilation``).
+    """
     r = dilation * (k // 2)
-    h, w = image.shape[-2:]
+    b, c, h, w = image.shape
+    s = math.isqrt(phases.shape[2])
     mode = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"}[padding]
-    padded = F.pad(image, (r, r, r, r), mode=mode)
-    out = torch.zeros_like(image)
+    padded = F.pad(image, (r, r, r, r), mode=mode)[:, :, None]  # (1, C, 1, h + 2r, w + 2r)
+    out = torch.zeros(b, c, s * s, h, w, dtype=image.dtype, device=image.device)
     for i in range(k):
         for j in range(k):
             window = padded[..., i * dilation : i * dilation + h, j * dilation : j * dilation + w]
-            out = out + filters[:, i * k + j : i * k + j + 1] * window
-    return out
-
-
-def _filter_flow_up_unrolled(image: torch.Tensor, phases: torch.Tensor, k: int, padding: str, scale: int) -> torch.Tensor:
-    """``pff.ops.filter_flow_up`` of phase filters (1, K*K, s*s, h, w) as K*K slices of the padded
-    low-resolution image, then ``pixel_shuffle``: the same numbers, plain graph ops, no upsampled image."""
-    r = k // 2
-    b, c, h, w = image.shape
-    mode = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"}[padding]
-    padded = F.pad(image, (r, r, r, r), mode=mode)[:, :, None]  # (1, C, 1, h + 2r, w + 2r)
-    out = torch.zeros(b, c, scale * scale, h, w, dtype=image.dtype, device=image.device)
-    for i in range(k):
-        for j in range(k):
-            out = out + phases[:, None, i * k + j] * padded[..., i : i + h, j : j + w]  # (1, C, s*s, h, w)
-    return F.pixel_shuffle(out.flatten(1, 2), scale)  # (1, C, s*h, s*w)
+            out = out + phases[:, None, i * k + j] * window  # (1, C, s*s, h, w)
+    out = out.flatten(1, 2)  # (1, C*s*s, h, w)
+    return out if s == 1 else F.pixel_shuffle(out, s)  # (1, C, s*h, s*w)
 
 
 class ExportWrapper(nn.Module):
@@ -66,7 +60,7 @@ class ExportWrapper(nn.Module):
 
     The model's own forward, except that a filter op that is not the linear
     low-rank path is unrolled into plain slices (``_filter_flow_unrolled``;
-    an upscaling model's in low resolution, ``_filter_flow_up_unrolled``).
+    an upscaling model's in low resolution).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -79,12 +73,9 @@ class ExportWrapper(nn.Module):
         if self.unrolled:
             config, s = self.model.config, self.model.upscale
             out = self.model.predictor(image)
-            if s > 1:  # pff.ops.filter_flow_up in low resolution, the phases interleaved at the end
-                phases = self.model._phase_filters(out)  # (1, K*K, s*s, H, W)
-                restored = _filter_flow_up_unrolled(image, phases, config.kernel, config.padding, s)
-            else:
-                filters = self.model.filters_from(out)  # (1, K*K, H, W)
-                restored = _filter_flow_unrolled(image, filters, config.kernel, config.padding, config.dilation)
+            # (1, K*K, s*s, H, W): an upscaling model's phase filters, else one filter per pixel
+            phases = self.model._phase_filters(out) if s > 1 else self.model.filters_from(out)[:, :, None]
+            restored = _filter_flow_unrolled(image, phases, config.kernel, config.padding, config.dilation)
         else:
             restored = self.model(image, return_filters=False)[0]
         return restored.clamp(0.0, 1.0)
