@@ -188,6 +188,23 @@ def test_random_masks_are_smooth_weights():
     np.testing.assert_array_equal(masks, again)
 
 
+def test_random_masks_are_the_softmax_of_random_fourier_features():
+    # The definition, term by term: sum_f cos(w_f . (y, x) + phase_f), from the same draws.
+    count, features, scale, sharpness, (h, w) = 3, 16, 12.0, 2.0, (9, 14)
+    rng = np.random.default_rng(2)
+    freq = rng.normal(0.0, 1.0 / scale, size=(count, features, 2))
+    phase = rng.uniform(0.0, 2.0 * np.pi, size=(count, features))
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    fields = np.zeros((count, h, w))
+    for i in range(count):
+        for f in range(features):
+            fields[i] += np.cos(freq[i, f, 0] * yy + freq[i, f, 1] * xx + phase[i, f])
+    logits = sharpness * np.sqrt(2.0 / features) * fields
+    expected = np.exp(logits) / np.exp(logits).sum(axis=0)
+    got = random_masks(np.random.default_rng(2), (h, w), count, scale=scale, sharpness=sharpness, features=features)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
 def test_noise_and_quantize():
     image = np.full((8, 8), 100.0)
     noisy = add_gaussian_noise(image, 5.0, np.random.default_rng(0))

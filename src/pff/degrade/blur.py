@@ -248,12 +248,13 @@ def random_masks(
     phase = rng.uniform(0.0, 2.0 * np.pi, size=(count, features))
     y = np.arange(h, dtype=np.float64)
     x = np.arange(w, dtype=np.float64)
-    arg = (
-        freq[:, :, 0, None, None] * y[:, None]
-        + freq[:, :, 1, None, None] * x[None, :]
-        + phase[:, :, None, None]
-    )  # (count, features, H, W)
-    fields = math.sqrt(2.0 / features) * np.cos(arg).sum(axis=1)  # (count, H, W)
+    # sum_f cos(fy*y + fx*x + phase) as one matrix product per field: cos(a + b) = cos a cos b - sin a sin b
+    # separates rows from columns ((count, H, 2F) @ (count, 2F, W); the (count, F, H, W) cosines were 90% of a call).
+    rows = freq[:, :, 0, None] * y + phase[:, :, None]  # (count, F, H)
+    cols = freq[:, :, 1, None] * x  # (count, F, W)
+    left = np.concatenate([np.cos(rows), -np.sin(rows)], axis=1).transpose(0, 2, 1)  # (count, H, 2F)
+    right = np.concatenate([np.cos(cols), np.sin(cols)], axis=1)  # (count, 2F, W)
+    fields = math.sqrt(2.0 / features) * (left @ right)  # (count, H, W)
     logits = sharpness * fields
     logits -= logits.max(axis=0, keepdims=True)
     weights = np.exp(logits)
