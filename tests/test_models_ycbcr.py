@@ -126,3 +126,31 @@ def test_transplant_errors():
         transplant(small, create("pff-tiny", kernel=7, constraint="none", channels="y"))
     with pytest.raises(PffError, match="this architecture does not"):
         transplant(small, _ycbcr())
+
+
+@pytest.mark.parametrize("constraint", ["none", "normalized"])
+def test_transplant_a_basis_model_into_a_full_head_is_the_same_function(constraint):
+    basis = create("pff-tiny", kernel=5, constraint=constraint, basis=6).eval()
+    _perturb(basis, seed=1)
+    with torch.no_grad():
+        basis.basis.add_(0.1 * torch.randn(basis.basis.shape, generator=torch.Generator().manual_seed(2)))
+    full = create("pff-tiny", kernel=5, constraint=constraint, head="full").eval()
+    copied = transplant(full, basis)
+    assert "predictor.out.weight" in copied and "basis" not in copied
+    x = torch.rand(2, 3, 19, 23, generator=torch.Generator().manual_seed(3))
+    (a, filters_a), (b, filters_b) = basis(x), full(x)
+    assert (filters_a - filters_a[:, 12:13]).abs().max() > 1e-3  # the filters are not the start
+    torch.testing.assert_close(filters_b, filters_a, rtol=0, atol=1e-6)
+    torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
+
+
+def test_transplant_into_a_larger_basis_is_the_same_function_and_can_learn():
+    small = create("pff-tiny", kernel=5, constraint="normalized", basis=4).eval()
+    _perturb(small, seed=4)
+    large = create("pff-tiny", kernel=5, constraint="normalized", basis=9).eval()
+    transplant(large, small)
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(large(x)[0], small(x)[0], rtol=0, atol=1e-6)
+    torch.testing.assert_close(large.basis[:4], small.basis, rtol=0, atol=0)
+    assert large.basis[4:].abs().amax(dim=1).min() > 0  # new filters keep their start: not dead zeros
+    assert large.predictor.out.weight[4:].abs().max() == 0  # and their coefficients start at zero

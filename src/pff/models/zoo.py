@@ -23,7 +23,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from pff.errors import PffError
-from pff.models.pff import ModelConfig, build_model
+from pff.models.pff import PFF, ModelConfig, build_model
 
 _WEIGHTS = Path(__file__).resolve().parent / "weights"
 _FORMAT = "pff-model/1"
@@ -270,10 +270,19 @@ def transplant(model: nn.Module, source: nn.Module) -> list[str]:
     same name (same rank, no dimension larger) and the rest of that tensor is
     zeroed: input channels ``model`` adds start ignored, outputs it adds (a
     head's new coefficients) start at zero, that is at the identity filter.
-    Tensors ``source`` lacks keep their initialisation. Anything else is a
-    PffError naming the tensor.
+    Tensors ``source`` lacks keep their initialisation. The rows a larger
+    filter basis adds keep theirs too (their coefficients start at zero, so
+    the start is unchanged, and a zero row would never learn). Anything else
+    is a PffError naming the tensor.
+
+    A full-head model (one free coefficient per tap) starts from a basis
+    model of the same kernel, constraint and scale as exactly the same
+    function: its output convolution becomes the basis times the source's
+    coefficient convolution (``filters = start + basis^T @ coefficients``).
     """
     ours, theirs = model.state_dict(), source.state_dict()
+    if _basis_to_full(model, source):
+        theirs = _full_head_state(source)
     copied = []
     with torch.no_grad():
         for name, value in theirs.items():
@@ -285,11 +294,34 @@ def transplant(model: nn.Module, source: nn.Module) -> list[str]:
                     f"cannot start from that model: '{name}' has shape {tuple(value.shape)},"
                     f" which does not fit into {tuple(target.shape)}"
                 )
-            if target.shape != value.shape:
+            if target.shape != value.shape and not name.endswith("basis"):
                 target.zero_()
             target[tuple(slice(0, n) for n in value.shape)] = value.to(target.dtype)
             copied.append(name)
     return copied
+
+
+def _basis_to_full(model: nn.Module, source: nn.Module) -> bool:
+    """Whether ``transplant`` expands the basis head of ``source`` into the full head of ``model``."""
+    if not (isinstance(model, PFF) and isinstance(source, PFF)):
+        return False
+    ours, theirs = model.config, source.config
+    return (
+        theirs.head == "basis" and ours.head == "full" and theirs.color == ours.color == "shared"
+        and theirs.constraint == ours.constraint != "softmax"
+        and (theirs.kernel, theirs.upscale, theirs.dilation) == (ours.kernel, ours.upscale, ours.dilation)
+    )  # fmt: skip
+
+
+def _full_head_state(source: PFF) -> dict[str, torch.Tensor]:
+    """``source``'s weights with its basis folded into the output convolution: one output per filter tap."""
+    state = dict(source.state_dict())
+    basis = source._basis().detach()  # (N, K*K), as the forward pass uses it (centred if normalized)
+    del state["basis"]
+    weight, bias = state["predictor.out.weight"], state["predictor.out.bias"]  # (N, C, k, k), (N,)
+    state["predictor.out.weight"] = torch.einsum("nt,nchw->tchw", basis.to(weight.dtype), weight)
+    state["predictor.out.bias"] = basis.to(bias.dtype).T @ bias
+    return state
 
 
 def _read_json(path: Path) -> Any:
