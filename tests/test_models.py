@@ -286,7 +286,9 @@ def test_fold_batchnorm_is_the_same_function_without_batch_norms():
         ("pff-sr", {"upscale": 2, "kernel": 5}, True),  # bicubic phase start in the bias
         ("pff-sr", {"upscale": 3, "kernel": 5}, True),
         ("pff-small", {"kernel": 5, "head": "full", "constraint": "none"}, True),  # delta start in the bias
-        ("pff-small", {"kernel": 5, "head": "full", "constraint": "normalized"}, False),  # mean taken first
+        ("pff-small", {"kernel": 5, "head": "full", "constraint": "normalized"}, True),  # centred weights too
+        ("pff-sr", {"upscale": 2, "kernel": 5, "constraint": "normalized"}, True),  # centred per phase
+        ("pff-small", {"kernel": 5, "head": "full", "constraint": "softmax"}, False),  # not linear
         ("pff-small", {"kernel": 5, "constraint": "none"}, False),  # basis head: the start is not a bias
     ],
 )
@@ -304,6 +306,9 @@ def test_inference_copy_folds_the_start_filters_into_the_head_and_keeps_the_func
     torch.testing.assert_close(model.predictor.out.bias, bias, rtol=0, atol=0)  # the original is untouched
     if folds:  # the copy's head outputs the filters themselves
         assert (copy.predictor.out.bias - bias).abs().max() > 0.1
+        if model.config.constraint == "normalized":  # every filter sums to one whatever the features
+            sums = copy.predictor.out.weight.detach().view(25, model.upscale**2, -1).sum(dim=0)
+            torch.testing.assert_close(sums, torch.zeros_like(sums), rtol=0, atol=1e-6)
     x = torch.rand(1, 1, 29, 35, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         (want, want_filters), (got, got_filters) = model(x), copy(x)

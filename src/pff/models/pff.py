@@ -301,17 +301,26 @@ class PFF(nn.Module):
     def fold_start(self) -> None:
         """Inference only: add the start filters (``delta``) to the output convolution's bias.
 
-        Where the head adds them unchanged (a full head without constraint,
-        e.g. the SR models' bicubic phase filters), the predictor then outputs
-        the filters themselves: the same function, but one pass over the
-        K*K (times s*s) filter maps and one copy of them fewer. Called by
+        Where the head adds them unchanged (a full head, e.g. the SR models'
+        bicubic phase filters), the predictor then outputs the filters
+        themselves: the same function, but one pass over the K*K (times s*s)
+        filter maps and one copy of them fewer. A ``normalized`` head's
+        centring (each filter's correction minus its mean over the taps) is
+        linear in the output convolution, so it is folded too: its weights
+        and bias are centred over the taps of each phase. Called by
         :func:`pff.models.blocks.inference_copy`; a no-op for other models.
         A folded model must not be trained or saved.
         """
-        if self.start_folded or self.ycbcr or self.config.head != "full" or self.config.constraint != "none":
+        constraint = self.config.constraint
+        if self.start_folded or self.ycbcr or self.config.head != "full" or constraint not in ("none", "normalized"):
             return
+        out, taps = self.predictor.out, self.config.kernel**2
         with torch.no_grad():
-            self.predictor.out.bias += self.delta.to(self.predictor.out.bias.dtype)
+            if constraint == "normalized":  # channel t * s*s + p is tap t of phase p
+                for param in (out.weight, out.bias):
+                    phases = param.view(taps, self.upscale**2, -1)  # a view: centred in place
+                    phases -= phases.mean(dim=0, keepdim=True)
+            out.bias += self.delta.to(out.bias.dtype)
         self.start_folded = True
 
     def _basis(self, part: str = "luma") -> torch.Tensor:
@@ -351,10 +360,12 @@ class PFF(nn.Module):
             filters = filters.view(b, -1, h, w)  # (B, K*K, H, W)
         elif self.upscale > 1:
             filters = F.pixel_shuffle(self._phase_filters(out).flatten(1, 2), self.upscale)  # (B, K*K, s*h, s*w)
+        elif self.start_folded:  # the predictor's output convolution holds the centring and the start already
+            filters = out
         else:
             if self.config.constraint == "normalized":
                 out = out - out.mean(dim=1, keepdim=True)  # corrections sum to 0
-            filters = out if self.start_folded else out + offset[None, :, None, None]  # (B, K*K, H, W)
+            filters = out + offset[None, :, None, None]  # (B, K*K, H, W)
         return torch.softmax(filters, dim=1) if softmax else filters
 
     def _phase_filters(self, out: torch.Tensor) -> torch.Tensor:
@@ -366,10 +377,10 @@ class PFF(nn.Module):
         b, _, h, w = out.shape
         s = self.upscale
         phases = out.float().view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w)
+        if self.start_folded:  # the predictor's output convolution holds the centring and the start already
+            return phases
         if self.config.constraint == "normalized":
             phases = phases - phases.mean(dim=1, keepdim=True)  # corrections sum to 0
-        if self.start_folded:  # the predictor's bias holds the start already
-            return phases
         return phases + self.delta.view(1, -1, s * s, 1, 1)  # the bicubic start plus the correction
 
     def forward(self, x: torch.Tensor, *, return_filters: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
