@@ -12,7 +12,9 @@ blur sets (``NAME_GT.png`` / ``NAME_blurry.png``), so that
   arc length 10-35 px, no noise;
 - ``shake-noise``: the same kernels plus Gaussian noise of sigma 2.55 (255 units);
 - ``varying``: spatially varying shake (3 kernels blended by smooth masks);
-- ``varying-noise``: the same plus noise of sigma 2.55.
+- ``varying-noise``: the same plus noise of sigma 2.55;
+- ``line-blend``: spatially varying straight motion (3 of the authors' centred
+  lines, 3-23 px at random angles, blended by smooth masks), no noise.
 
 Every choice comes from ``np.random.default_rng([seed, image index, condition])``:
 the sets are the same on every machine. Images are centre-cropped to at most
@@ -27,18 +29,21 @@ from pathlib import Path
 import numpy as np
 
 from pff import data, io
-from pff.degrade import add_gaussian_noise, blur, nonuniform_blur, quantize, random_masks
+from pff.degrade import add_gaussian_noise, blur, nonuniform_blur, quantize, random_masks, random_motion_kernel
 from pff.degrade.shake import pad_kernels, shake_kernel
 from pff.errors import PffError
 
-CONDITIONS = ("shake", "shake-noise", "varying", "varying-noise")
+CONDITIONS = ("shake", "shake-noise", "varying", "varying-noise", "line-blend")  # append only: seeds follow the order
 NOISE_SIGMA = 2.55
 CROP = 320
 
 
 def degrade(clean: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
     """(H, W, 3) uint8 -> blurred (H, W, 3) uint8 for one condition."""
-    if condition.startswith("varying"):
+    if condition == "line-blend":
+        stack = np.stack([random_motion_kernel(rng, size=25, length_range=(3, 23)) for _ in range(3)])  # (3, 25, 25)
+        blurred = nonuniform_blur(clean.astype(np.float64), stack, random_masks(rng, clean.shape[:2], 3, scale=96.0))
+    elif condition.startswith("varying"):
         stack = pad_kernels([shake_kernel(rng, (10.0, 35.0)) for _ in range(3)])  # (3, S, S)
         blurred = nonuniform_blur(clean.astype(np.float64), stack, random_masks(rng, clean.shape[:2], 3, scale=96.0))
     else:
