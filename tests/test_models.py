@@ -281,6 +281,44 @@ def test_fold_batchnorm_is_the_same_function_without_batch_norms():
 
 
 @pytest.mark.parametrize(
+    ("arch", "options"),
+    [
+        ("pff-small", {"kernel": 5, "head": "full", "constraint": "normalized"}),
+        ("pff-small", {"kernel": 5, "head": "full", "constraint": "none"}),
+        ("pff-sr", {"upscale": 2, "kernel": 5, "constraint": "normalized"}),
+        ("pff-sr", {"upscale": 3, "kernel": 5}),
+    ],
+)
+def test_a_full_head_outputs_its_filters_with_the_gradients_of_the_definition(arch, options):
+    # Definition: filters = start + correction (minus its mean over the taps of each phase), applied to the
+    # predictor's raw output maps; the model applies start and centring to the output convolution instead.
+    torch.manual_seed(0)
+    model = create(arch, channels="y", **options).train()
+    torch.nn.init.normal_(model.predictor.out.weight, std=0.05)
+    torch.nn.init.normal_(model.predictor.out.bias, std=0.05)
+    x = torch.rand(2, 1, 13, 15, generator=torch.Generator().manual_seed(1))
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(restored):
+        loss = (restored - 0.5).abs().mean()
+        return loss, torch.autograd.grad(loss, params)
+
+    s, taps = model.upscale, 25
+    raw = model.predictor(x).view(2, taps, s * s, *x.shape[-2:])  # (B, K*K, s*s, h, w)
+    if model.config.constraint == "normalized":
+        raw = raw - raw.mean(dim=1, keepdim=True)
+    phases = raw + model.delta.view(1, taps, s * s, 1, 1)
+    want = ops.filter_flow_up(x, phases, s) if s > 1 else ops.filter_flow(x, phases[:, :, 0])
+    got, filters = model(x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    want_filters = F.pixel_shuffle(phases.flatten(1, 2), s) if s > 1 else phases[:, :, 0]
+    torch.testing.assert_close(filters, want_filters, rtol=1e-5, atol=1e-6)
+    (want_loss, want_grads), (got_loss, got_grads) = loss_and_grads(want), loss_and_grads(model(x)[0])
+    for p, a, b in zip(params, want_grads, got_grads):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-7, msg=lambda m, p=p: f"{tuple(p.shape)}: {m}")
+
+
+@pytest.mark.parametrize(
     ("arch", "options", "folds"),
     [
         ("pff-sr", {"upscale": 2, "kernel": 5}, True),  # bicubic phase start in the bias

@@ -72,7 +72,7 @@ class ExportWrapper(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.unrolled:
             config, s = self.model.config, self.model.upscale
-            out = self.model.predictor(image)
+            out = self.model.predict(image)
             # (1, K*K, s*s, H, W): an upscaling model's phase filters, else one filter per pixel
             phases = self.model._phase_filters(out) if s > 1 else self.model.filters_from(out)[:, :, None]
             restored = _filter_flow_unrolled(image, phases, config.kernel, config.padding, config.dilation)

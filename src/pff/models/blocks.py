@@ -118,10 +118,14 @@ class PointwiseConv(nn.Conv2d):
         new.load_state_dict(conv.state_dict())
         return new.to(conv.weight.device, conv.weight.dtype).train(conv.training)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``weight`` and ``bias`` (default: the module's) stand in for the parameters, e.g. functions of them."""
         b, c, h, w = x.shape
-        weight = self.weight.to(x.dtype).reshape(1, self.out_channels, c).expand(b, -1, -1)  # (B, C_out, C_in)
-        bias = None if self.bias is None else self.bias.to(x.dtype)
+        weight, bias = (self.weight, self.bias) if weight is None else (weight, bias)
+        weight = weight.to(x.dtype).reshape(1, self.out_channels, c).expand(b, -1, -1)  # (B, C_out, C_in)
+        bias = None if bias is None else bias.to(x.dtype)
         if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
             cols = x.reshape(b, c, h * w)
         elif self.standard:

@@ -298,29 +298,51 @@ class PFF(nn.Module):
             self.register_buffer("delta", delta, persistent=False)  # (K*K,)
         self.start_folded = False  # set by fold_start (inference copies only)
 
-    def fold_start(self) -> None:
-        """Inference only: add the start filters (``delta``) to the output convolution's bias.
+    @property
+    def outputs_filters(self) -> bool:
+        """Whether the predictor's output convolution gives the filters themselves (see :meth:`head_params`)."""
+        return not self.ycbcr and self.config.head == "full" and self.config.constraint in ("none", "normalized")
 
-        Where the head adds them unchanged (a full head, e.g. the SR models'
-        bicubic phase filters), the predictor then outputs the filters
-        themselves: the same function, but one pass over the K*K (times s*s)
-        filter maps and one copy of them fewer. A ``normalized`` head's
-        centring (each filter's correction minus its mean over the taps) is
-        linear in the output convolution, so it is folded too: its weights
-        and bias are centred over the taps of each phase. Called by
+    def head_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A full head's output convolution (weight, bias) as the filters need it: start and centring included.
+
+        The filters of a full head are ``start + correction`` (minus the
+        correction's mean over the taps of each phase for ``normalized``),
+        all linear in the output convolution: applying them to its weight
+        and bias (K*K*s*s rows, cheap) instead of to its K*K*s*s output maps
+        (a pass each over the largest tensor of the step) gives the same
+        function and the same gradients.
+        """
+        out = self.predictor.out
+        weight, bias = out.weight, out.bias
+        if self.config.constraint == "normalized":  # output channel t * s*s + p is tap t of phase p
+            taps, phases = self.config.kernel**2, self.upscale**2
+            weight = weight.view(taps, phases, -1) - weight.view(taps, phases, -1).mean(dim=0, keepdim=True)
+            weight = weight.view_as(out.weight)
+            bias = (bias.view(taps, phases) - bias.view(taps, phases).mean(dim=0, keepdim=True)).view(-1)
+        return weight, bias + self.delta.to(bias.dtype)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The predictor's output: a full head's filters (``outputs_filters``), else coefficients or logits."""
+        if self.outputs_filters and not self.start_folded:
+            return self.predictor(x, self.head_params())
+        return self.predictor(x)
+
+    def fold_start(self) -> None:
+        """Inference only: write :meth:`head_params` into the output convolution.
+
+        The predictor then outputs the filters without computing them from
+        its parameters at every call (a full head, e.g. the SR models'
+        bicubic phase filters or a free deblurring head). Called by
         :func:`pff.models.blocks.inference_copy`; a no-op for other models.
         A folded model must not be trained or saved.
         """
-        constraint = self.config.constraint
-        if self.start_folded or self.ycbcr or self.config.head != "full" or constraint not in ("none", "normalized"):
+        if self.start_folded or not self.outputs_filters:
             return
-        out, taps = self.predictor.out, self.config.kernel**2
         with torch.no_grad():
-            if constraint == "normalized":  # channel t * s*s + p is tap t of phase p
-                for param in (out.weight, out.bias):
-                    phases = param.view(taps, self.upscale**2, -1)  # a view: centred in place
-                    phases -= phases.mean(dim=0, keepdim=True)
-            out.bias += self.delta.to(out.bias.dtype)
+            weight, bias = self.head_params()
+            self.predictor.out.weight.copy_(weight)
+            self.predictor.out.bias.copy_(bias)
         self.start_folded = True
 
     def _basis(self, part: str = "luma") -> torch.Tensor:
@@ -333,7 +355,7 @@ class PFF(nn.Module):
         return basis
 
     def filters_from(self, out: torch.Tensor, *, part: str = "luma") -> torch.Tensor:
-        """Filters ``(B, K*K, H, W)`` from the predictor output ``(B, N or K*K, H, W)``.
+        """Filters ``(B, K*K, H, W)`` from the output of :meth:`predict` ``(B, N or K*K, H, W)``.
 
         A ``ycbcr`` model's output holds the coefficients of every ``PARTS``
         entry: ``part`` chooses whose filters (default the luma's, the ones
@@ -360,11 +382,9 @@ class PFF(nn.Module):
             filters = filters.view(b, -1, h, w)  # (B, K*K, H, W)
         elif self.upscale > 1:
             filters = F.pixel_shuffle(self._phase_filters(out).flatten(1, 2), self.upscale)  # (B, K*K, s*h, s*w)
-        elif self.start_folded:  # the predictor's output convolution holds the centring and the start already
+        elif self.outputs_filters:  # the output convolution holds the start and the centring (head_params)
             filters = out
-        else:
-            if self.config.constraint == "normalized":
-                out = out - out.mean(dim=1, keepdim=True)  # corrections sum to 0
+        else:  # softmax: the prior's logits plus the predicted ones
             filters = out + offset[None, :, None, None]  # (B, K*K, H, W)
         return torch.softmax(filters, dim=1) if softmax else filters
 
@@ -376,12 +396,7 @@ class PFF(nn.Module):
         """
         b, _, h, w = out.shape
         s = self.upscale
-        phases = out.float().view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w)
-        if self.start_folded:  # the predictor's output convolution holds the centring and the start already
-            return phases
-        if self.config.constraint == "normalized":
-            phases = phases - phases.mean(dim=1, keepdim=True)  # corrections sum to 0
-        return phases + self.delta.view(1, -1, s * s, 1, 1)  # the bicubic start plus the correction
+        return out.float().view(b, -1, s * s, h, w)  # (B, K*K, s*s, h, w): head_params holds start and centring
 
     def forward(self, x: torch.Tensor, *, return_filters: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(restored, filters)``; with ``return_filters=False`` filters is ``None`` and may be skipped."""
@@ -390,7 +405,7 @@ class PFF(nn.Module):
         # layout: channels-last filters make the per-offset loop 2x slower.
         if self.ycbcr:
             return self._forward_ycbcr(x, return_filters)
-        out = self.predictor(x).float().contiguous()  # (B, N or K*K, H, W)
+        out = self.predict(x).float().contiguous()  # (B, N or K*K (times s*s), H, W)
         with torch.autocast(device_type=x.device.type, enabled=False):
             linear = self.config.head == "basis" and self.config.constraint != "softmax"
             x32 = x.float().contiguous()

@@ -111,5 +111,11 @@ class TwoStreamPredictor(nn.Module):
         deep = upsample_to(F.relu(top), xp.shape[-2:])[..., :h, :w]  # (B, taps, H, W)
         return self.fuse(torch.cat([deep, self.shallow(x)], dim=1))  # (B, embed, H, W)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.head(self.features(x)))  # (B, out_channels, H, W)
+    def forward(self, x: torch.Tensor, out_params: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``(B, out_channels, H, W)``; ``out_params`` (weight, bias) stand in for the output convolution's."""
+        y = self.head(self.features(x))
+        if out_params is None:
+            return self.out(y)
+        if isinstance(self.out, PointwiseConv):
+            return self.out(y, *out_params)
+        return F.conv2d(y, *out_params, padding=self.out.padding)
