@@ -1,6 +1,7 @@
 """Make the deblurring validation sets of real-looking camera shake from held-out training images.
 
     python benchmarks/make_blur_val.py OUT_DIR [--data ../shared/data/train] [--val-count 8] [--seed 0]
+        [--score MODEL ...]
 
 Holds out the same training images as the training configs (``split_train_val``
 with ``data.val_count`` and ``seed``; never anything under data/test) and
@@ -15,6 +16,10 @@ blur sets (``NAME_GT.png`` / ``NAME_blurry.png``), so that
 - ``varying-noise``: the same plus noise of sigma 2.55;
 - ``line-blend``: spatially varying straight motion (3 of the authors' centred
   lines, 3-23 px at random angles, blended by smooth masks), no noise.
+
+With ``--score``, each model (shipped name or model folder) is then scored on
+every condition as ``pff eval --protocol standard`` scores it, in one table
+of PSNR and gain over the blurry input.
 
 Every choice comes from ``np.random.default_rng([seed, image index, condition])``:
 the sets are the same on every machine. Images are centre-cropped to at most
@@ -53,12 +58,30 @@ def degrade(clean: np.ndarray, condition: str, rng: np.random.Generator) -> np.n
     return quantize(blurred).astype(np.uint8)
 
 
+def score(root: Path, models: list[str]) -> None:
+    """Print PSNR (standard protocol) and the gain over the input of each model on each condition."""
+    from pff.evaluate import deblur_benchmark, evaluate, model_restorer
+
+    restorers = [(name, model_restorer(name, "deblur", protocol="standard")) for name in models]
+    print("| condition | input | " + " | ".join(models) + " |")
+    print("| --- | --- |" + " --- |" * len(models))
+    for condition in CONDITIONS:
+        bench = deblur_benchmark(root / condition)
+        base = evaluate(bench, protocol="standard", progress=False).psnr
+        cells = []
+        for name, restore in restorers:
+            psnr = evaluate(bench, restore, protocol="standard", model=name, progress=False).psnr
+            cells.append(f"{psnr:.2f} ({psnr - base:+.2f})")
+        print(f"| {condition} | {base:.2f} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/train"))
     parser.add_argument("--val-count", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--score", nargs="+", default=[], metavar="MODEL", help="models to score on the sets")
     args = parser.parse_args(argv)
     try:
         paths = data.list_images([args.data / "91-image", args.data / "bsds500"])
@@ -75,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 io.write_picture(folder / f"{path.stem}_GT.png", clean)
                 io.write_picture(folder / f"{path.stem}_blurry.png", blurry)
             print(f"{folder}: {len(held_out)} pairs")
+        if args.score:
+            score(args.out, args.score)
     except PffError as err:
         print(f"make_blur_val: error: {err}", file=sys.stderr)
         return 2
