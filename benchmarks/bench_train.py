@@ -2,8 +2,8 @@
 
 Prints the machine, then one row per config in configs/ and one for a network
 of the paper's size (the ``paper`` architecture: ResNet-18 trunk, 289-channel
-head), each with the options `pff train` uses (bfloat16 autocast,
-channels-last, threads as training picks them from data.workers), and the
+head), each with the options `pff train` uses (bfloat16 autocast where the
+device has bfloat16 units, channels-last, threads as training picks them from data.workers), and the
 ratio to the paper network. A second table switches bfloat16 and channels-last on and off.
 Inputs are random tensors, so this times the network only; the data
 pipeline runs in its own worker process during training. A config whose
@@ -26,7 +26,7 @@ import torch
 
 from pff.config import from_dict
 from pff.models import build_model, count_parameters
-from pff.train import RunConfig, compute_threads, load_config
+from pff.train import RunConfig, bf16_native, compute_threads, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, SIZE = 16, 64
@@ -50,7 +50,22 @@ def machine() -> str:
 
 
 def throughput(cfg: RunConfig, *, amp: bool, channels_last: bool, steps: int, device: torch.device) -> float:
-    """Median patches/s over ``steps`` timed training steps after two warm-up steps."""
+    """Median patches/s over ``steps`` timed training steps after two warm-up steps.
+
+    ``amp`` here means bfloat16 autocast even where ``pff train`` would not use it (a CPU without bfloat16
+    units), so that the options table shows what it would cost.
+    """
+    import pff.train
+
+    native = pff.train.bf16_native
+    pff.train.bf16_native = lambda _device: True  # measure emulated bfloat16 too
+    try:
+        return _throughput(cfg, amp=amp, channels_last=channels_last, steps=steps, device=device)
+    finally:
+        pff.train.bf16_native = native
+
+
+def _throughput(cfg: RunConfig, *, amp: bool, channels_last: bool, steps: int, device: torch.device) -> float:
     from pff.train import Dist, Trainer
 
     cfg = replace(cfg, train=replace(cfg.train, amp=amp, channels_last=channels_last))
@@ -97,7 +112,7 @@ def main() -> int:
     for name, cfg in rows.items():
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         steps = max(3, args.steps // 2) if cfg.model.arch == "paper" else args.steps
-        opts = (cfg.train.amp, cfg.train.channels_last)
+        opts = (cfg.train.amp and bf16_native(device), cfg.train.channels_last)  # what pff train uses here
         threads = args.threads or compute_threads(0, 1)  # no data workers: the batches are random tensors
         torch.set_num_threads(threads)
         results[name] = throughput(cfg, amp=opts[0], channels_last=opts[1], steps=steps, device=device)

@@ -117,6 +117,28 @@ def test_deblur_run_on_camera_shake_keeps_its_physics_in_the_card(tmp_path, imag
     assert type(physics).__name__ == "CameraShake" and physics.length_range == (3.0, 9.0) and physics.noise_max == 2.55
 
 
+@pytest.mark.parametrize(("amp", "native", "enabled"), [(True, True, True), (True, False, False), (False, True, False)])
+def test_bfloat16_autocast_only_where_the_device_has_it(monkeypatch, amp, native, enabled):
+    import pff.train
+
+    monkeypatch.setattr(pff.train, "bf16_native", lambda device: native)
+    cfg = from_dict(RunConfig, {"model": {"arch": "pff-tiny", "kernel": 5}, "train": {"amp": amp}})
+    trainer = Trainer(cfg, build_model(cfg.model, 3), torch.device("cpu"), Dist())
+    with trainer.autocast():
+        assert torch.is_autocast_enabled("cpu") is enabled
+        x = torch.rand(1, 3, 8, 8)
+        assert (trainer.module.predictor(x).dtype == torch.bfloat16) is enabled
+
+
+def test_bf16_native_reads_the_cpu(monkeypatch):
+    from pff.train import bf16_native
+
+    for avx512_bf16, amx in ((False, False), (True, False), (False, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert bf16_native(torch.device("cpu")) is (avx512_bf16 or amx)
+
+
 def test_tiny_config_overfits_a_fixed_batch(images):
     from pff import data, degrade
 

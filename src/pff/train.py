@@ -105,7 +105,7 @@ class LoopConfig:
     val_every: int = bounded(1000, ge=1)
     ckpt_every: int = bounded(500, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True  # bfloat16 autocast for the predictor (CPU and CUDA); filters stay float32
+    amp: bool = True  # bfloat16 autocast for the predictor where the hardware has it (Trainer.autocast)
     channels_last: bool = True
     threads: int = bounded(0, ge=0, le=1024)  # torch threads per process; 0 = the cores left after the data workers
     tensorboard: bool = False  # needs the tensorboard package
@@ -319,9 +319,15 @@ class Trainer:
         self.need_filters = bool(cfg.loss.smoothness or cfg.loss.sparsity)
 
     def autocast(self):
-        """bfloat16 autocast for the predictor when ``train.amp`` (and the GPU, if any, supports it)."""
-        cuda_without_bf16 = self.device.type == "cuda" and not torch.cuda.is_bf16_supported()
-        if not self.cfg.train.amp or cuda_without_bf16:
+        """bfloat16 autocast for the predictor when ``train.amp`` and the device computes in bfloat16.
+
+        Filters and the filter op stay float32 either way. On a CPU without
+        bfloat16 units (AVX512-BF16 or AMX) the arithmetic is emulated: a
+        deblur step ran 2.4x slower than in float32 on this project's
+        2-core Xeon (benchmarks/bench_train.py, options table), so such a
+        CPU trains in float32.
+        """
+        if not self.cfg.train.amp or not bf16_native(self.device):
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
@@ -591,6 +597,14 @@ def make_datasets(cfg: RunConfig, length: int):
             channels=cfg.channels, seed=cfg.seed + 1, gray=cfg.data.gray,
         )
     return train_set, val_set
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 itself (a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None)
 
 
 def compute_threads(workers: int, world: int) -> int:
