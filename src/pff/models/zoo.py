@@ -112,7 +112,7 @@ class ModelCard:
 # Shipped models of each task (the keys are pff.degrade.TASKS), the default
 # first: a request (task, scale) takes the first shipped one whose card fits.
 TASK_MODELS: dict[str, tuple[str, ...]] = {
-    "deblur": ("deblur", "deblur-cnn"),
+    "deblur": ("deblur", "deblur-shake", "deblur-cnn", "deblur-shake-cnn"),
     "jpeg": ("jpeg", "jpeg-y"),
     "sr": ("sr-x4", "sr-x2", "sr-x3"),
 }
