@@ -90,8 +90,7 @@ def main() -> int:
         if args.border < kernel // 2:
             raise PffError(f"--border must be at least {kernel // 2} for a {kernel}x{kernel} filter")
         basis = model._basis().detach().double().numpy()  # (N, K*K) as the model applies it
-        start = np.zeros(kernel * kernel)
-        start[kernel * kernel // 2] = 1.0
+        start = model.delta.double().numpy()  # (K*K,) the delta the basis corrections are added to
         benches = [deblur_benchmark(folder) for folder in args.folders]
     except PffError as err:
         print(f"error: {err}", file=sys.stderr)

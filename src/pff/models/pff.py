@@ -313,13 +313,15 @@ class PFF(nn.Module):
         (a pass each over the largest tensor of the step) gives the same
         function and the same gradients.
         """
-        out = self.predictor.out
-        weight, bias = out.weight, out.bias
+        weight, bias = self.predictor.out.weight, self.predictor.out.bias
         if self.config.constraint == "normalized":  # output channel t * s*s + p is tap t of phase p
             taps, phases = self.config.kernel**2, self.upscale**2
-            weight = weight.view(taps, phases, -1) - weight.view(taps, phases, -1).mean(dim=0, keepdim=True)
-            weight = weight.view_as(out.weight)
-            bias = (bias.view(taps, phases) - bias.view(taps, phases).mean(dim=0, keepdim=True)).view(-1)
+
+            def centred(t: torch.Tensor) -> torch.Tensor:
+                rows = t.view(taps, phases, -1)
+                return (rows - rows.mean(dim=0, keepdim=True)).view_as(t)
+
+            weight, bias = centred(weight), centred(bias)
         return weight, bias + self.delta.to(bias.dtype)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
