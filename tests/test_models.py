@@ -199,9 +199,19 @@ def test_model_checks_its_input():
         model(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
 
 
+def test_fuse_kernel_sets_the_convolution_that_joins_the_streams():
+    for size in (1, 3):
+        model = create("pff-sr", channels="y", upscale=2, fuse_kernel=size)
+        assert model.predictor.fuse[0].kernel_size == (size, size)
+        estimate, actual = model.config.weight_estimate(), count_parameters(model)
+        assert 0.9 < estimate / actual < 1.1
+
+
 def test_config_validation_names_the_key():
     with pytest.raises(PffError, match="kernel: must be an odd"):
         ModelConfig(kernel=4)
+    with pytest.raises(PffError, match="fuse_kernel: must be odd"):
+        ModelConfig(fuse_kernel=2)
     with pytest.raises(PffError, match="depths: must have 3 entries"):
         ModelConfig(depths=(1, 1))
     with pytest.raises(PffError, match="unknown architecture 'nope'"):

@@ -154,3 +154,26 @@ def test_transplant_into_a_larger_basis_is_the_same_function_and_can_learn():
     torch.testing.assert_close(large.basis[:4], small.basis, rtol=0, atol=0)
     assert large.basis[4:].abs().amax(dim=1).min() > 0  # new filters keep their start: not dead zeros
     assert large.predictor.out.weight[4:].abs().max() == 0  # and their coefficients start at zero
+
+
+@pytest.mark.parametrize(("arch", "upscale"), [("pff-tiny", 1), ("pff-sr", 3)])
+def test_transplant_between_kernel_sizes_maps_taps_centre_on_centre(arch, upscale):
+    kw = {"constraint": "none", "head": "full", "channels": "y", "upscale": upscale}
+    large = create(arch, kernel=7, **kw).eval()
+    _perturb(large, seed=5)
+    small = create(arch, kernel=5, **kw).eval()
+    assert "predictor.out.weight" in transplant(small, large)
+    x = torch.rand(1, 1, 17, 21, generator=torch.Generator().manual_seed(6))
+    (_, filters_large), (out_small, filters_small) = large(x), small(x)
+    h, w = filters_small.shape[-2:]
+    centre = filters_large.view(1, 7, 7, h, w)[:, 1:6, 1:6].reshape(1, 25, h, w)
+    assert (filters_large.view(1, 7, 7, h, w)[:, 0]).abs().max() > 1e-3  # the dropped ring was not zero
+    torch.testing.assert_close(filters_small, centre, rtol=0, atol=1e-6)
+    # Back to 7x7: the same function, the outer ring zero.
+    grown = create(arch, kernel=7, **kw).eval()
+    transplant(grown, small)
+    out_grown, filters_grown = grown(x)
+    torch.testing.assert_close(out_grown, out_small, rtol=0, atol=1e-5)
+    ring = filters_grown.view(1, 7, 7, h, w).clone()
+    ring[:, 1:6, 1:6] = 0
+    assert ring.abs().max() == 0

@@ -31,7 +31,9 @@ from pff.train import (
     StepBatches,
     Trainer,
     load_checkpoint_state,
+    LossConfig,
     lr_factor,
+    restoration_loss,
     weights_digest,
 )
 
@@ -236,6 +238,16 @@ def test_step_batches_split_the_global_batch_across_ranks():
     ranks = [list(StepBatches(3, 5, 8, Dist(rank=r, world=2))) for r in range(2)]
     for step in range(2):
         assert ranks[0][step] + ranks[1][step] == single[step]
+
+
+@pytest.mark.parametrize(
+    ("pixel", "expected"),
+    [("l1", 0.35), ("l2", 0.185), ("charbonnier", ((0.01 + 1e-6) ** 0.5 + (0.36 + 1e-6) ** 0.5) / 2)],
+)
+def test_pixel_losses(pixel, expected):
+    restored, clean = torch.tensor([0.1, 0.8]).view(1, 1, 1, 2), torch.tensor([0.0, 0.2]).view(1, 1, 1, 2)
+    total, parts = restoration_loss(restored, clean, None, LossConfig(pixel=pixel))
+    assert total.item() == pytest.approx(expected) and parts["pixel"] == pytest.approx(expected)
 
 
 def test_lr_schedules():

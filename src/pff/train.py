@@ -84,9 +84,10 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Pixel loss (L1 as in the paper, or Charbonnier) plus optional filter regularisers."""
+    """Pixel loss (L1 as in the paper, Charbonnier, or L2: the mean squared error that PSNR measures,
+    for a last stage after L1) plus optional filter regularisers."""
 
-    pixel: Literal["l1", "charbonnier"] = "l1"
+    pixel: Literal["l1", "charbonnier", "l2"] = "l1"
     eps: float = bounded(1e-3, gt=0)  # Charbonnier: sqrt(d^2 + eps^2)
     smoothness: float = bounded(0.0, ge=0)  # weight of the mean |spatial gradient| of the filter maps
     sparsity: float = bounded(0.0, ge=0)  # weight of the mean L1 of the off-centre taps
@@ -174,7 +175,12 @@ def restoration_loss(
     regulariser in use (unweighted).
     """
     diff = restored.float() - clean
-    pixel = diff.abs().mean() if cfg.pixel == "l1" else torch.sqrt(diff * diff + cfg.eps**2).mean()
+    if cfg.pixel == "l1":
+        pixel = diff.abs().mean()
+    elif cfg.pixel == "l2":
+        pixel = (diff * diff).mean()
+    else:
+        pixel = torch.sqrt(diff * diff + cfg.eps**2).mean()
     total, parts = pixel, {"pixel": pixel.item()}
     if cfg.smoothness:
         smooth = (filters[..., 1:, :] - filters[..., :-1, :]).abs().mean() + (

@@ -57,7 +57,9 @@ class ModelConfig:
     each kind has its own basis. The result is converted back to RGB.
     Deep stream: a ``stem_width`` convolution of stride ``stem_stride`` then
     one residual stage per entry of ``widths``/``depths``/``strides``/
-    ``dilations``; shallow stream: ``shallow_depth`` full-resolution layers.
+    ``dilations``; shallow stream: ``shallow_depth`` full-resolution layers;
+    the two are fused by a ``fuse_kernel`` x ``fuse_kernel`` convolution into
+    ``embed`` channels.
     """
 
     # Softmax start, measured for kernel 17 (gradients: tests/test_models.py;
@@ -89,6 +91,7 @@ class ModelConfig:
     shallow_width: int = 16
     shallow_depth: int = 2
     embed: int = 32
+    fuse_kernel: int = 3
     head_width: int = 32
     head_depth: int = 0
     head_kernel: int = 1
@@ -114,8 +117,9 @@ class ModelConfig:
         for key in ("stem_width", "taps", "shallow_width", "embed", "head_width"):
             _check_range(self, key, 1, MAX_WIDTH)
         _check_range(self, "stem_stride", 1, MAX_STRIDE)
-        _check_range(self, "head_kernel", 1, MAX_HEAD_KERNEL)
-        _require(self.head_kernel % 2 == 1, "head_kernel", f"must be odd, got {self.head_kernel}")
+        for key in ("fuse_kernel", "head_kernel"):
+            _check_range(self, key, 1, MAX_HEAD_KERNEL)
+            _require(getattr(self, key) % 2 == 1, key, f"must be odd, got {getattr(self, key)}")
         for key in ("shallow_depth", "head_depth"):
             _check_range(self, key, 0, MAX_DEPTH)
         _check_range(self, "upscale", 1, MAX_STRIDE)
@@ -145,8 +149,9 @@ class ModelConfig:
             deep += 9 * (previous * width + (2 * depth - 1) * width * width) + previous * width
             previous = width
         shallow = 9 * (3 * self.shallow_width + self.shallow_depth * self.shallow_width**2)
-        head = self.head_kernel**2 * self.head_width * (self.head_width * self.head_depth + self.embed + self.taps)
-        return deep + shallow + head + self.head_width * self.kernel**2 * self.upscale**2
+        fuse = self.fuse_kernel**2 * self.embed * (self.taps + self.shallow_width)
+        head = self.head_kernel**2 * self.head_width * (self.head_width * self.head_depth + self.embed)
+        return deep + shallow + fuse + head + self.head_width * self.kernel**2 * self.upscale**2
 
     @staticmethod
     def config_base(values: dict) -> ModelConfig:

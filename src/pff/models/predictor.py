@@ -33,7 +33,8 @@ class TwoStreamPredictor(nn.Module):
         widths, depths, strides, dilations: one entry per residual stage.
         taps: width of the top-down (side-tap) path.
         shallow_width, shallow_depth: the full-resolution stream.
-        embed: width of the fused embedding.
+        embed, fuse_kernel: width of the fused embedding and size of the
+            convolution that makes it from both streams.
         head_width, head_depth, head_kernel: ``head_depth`` 3x3 conv-BN-ReLU
             layers of ``head_width`` channels, then the output convolution of
             size ``head_kernel``.
@@ -54,6 +55,7 @@ class TwoStreamPredictor(nn.Module):
         shallow_width: int,
         shallow_depth: int,
         embed: int,
+        fuse_kernel: int,
         head_width: int,
         head_depth: int,
         head_kernel: int,
@@ -73,7 +75,7 @@ class TwoStreamPredictor(nn.Module):
         self.shallow = nn.Sequential(
             *(conv_bn_relu(in_channels if i == 0 else shallow_width, shallow_width) for i in range(shallow_depth))
         )
-        self.fuse = conv_bn_relu(taps + shallow_width, embed)
+        self.fuse = conv_bn_relu(taps + shallow_width, embed, kernel=fuse_kernel)
         self.head = nn.Sequential(
             *(conv_bn_relu(embed if i == 0 else head_width, head_width) for i in range(head_depth))
         )

@@ -279,10 +279,18 @@ def transplant(model: nn.Module, source: nn.Module) -> list[str]:
     model of the same kernel, constraint and scale as exactly the same
     function: its output convolution becomes the basis times the source's
     coefficient convolution (``filters = start + basis^T @ coefficients``).
+    A full-head model starts from a full-head model of another kernel size
+    (same constraint and scale) tap by tap, centre on centre: a larger
+    kernel's outer taps are dropped, a smaller one's missing taps start at
+    zero. The starts themselves (the delta, or bicubic, whose taps all lie
+    within 5 x 5) are the same filter, so only the dropped corrections change
+    the function.
     """
     ours, theirs = model.state_dict(), source.state_dict()
     if _basis_to_full(model, source):
         theirs = _full_head_state(source)
+    elif _retap(model, source):
+        theirs = _retapped_state(theirs, source.config, model.config.kernel)
     copied = []
     with torch.no_grad():
         for name, value in theirs.items():
@@ -311,6 +319,35 @@ def _basis_to_full(model: nn.Module, source: nn.Module) -> bool:
         and theirs.constraint == ours.constraint != "softmax"
         and (theirs.kernel, theirs.upscale, theirs.dilation) == (ours.kernel, ours.upscale, ours.dilation)
     )  # fmt: skip
+
+
+def _retap(model: nn.Module, source: nn.Module) -> bool:
+    """Whether ``transplant`` maps the full head of ``source`` onto the other kernel size of ``model``'s."""
+    if not (isinstance(model, PFF) and isinstance(source, PFF)):
+        return False
+    ours, theirs = model.config, source.config
+    return (
+        ours.kernel != theirs.kernel and theirs.head == ours.head == "full"
+        and theirs.color == ours.color == "shared" and theirs.constraint == ours.constraint != "softmax"
+        and (theirs.upscale, theirs.dilation) == (ours.upscale, ours.dilation)
+    )  # fmt: skip
+
+
+def _retapped_state(state: dict[str, torch.Tensor], config: ModelConfig, kernel: int) -> dict[str, torch.Tensor]:
+    """``state`` of a full head of ``config.kernel`` with its output rows moved to ``kernel``: centre on centre."""
+    state = dict(state)
+    old, phases = config.kernel, config.upscale**2
+    inner, offset = min(old, kernel), abs(old - kernel) // 2
+    for name in ("predictor.out.weight", "predictor.out.bias"):
+        value = state[name]  # output row t * s*s + p: tap t of phase p
+        rows = value.reshape(old, old, phases, *value.shape[1:])
+        new = value.new_zeros(kernel, kernel, phases, *value.shape[1:])
+        if kernel < old:
+            new[...] = rows[offset : offset + inner, offset : offset + inner]
+        else:
+            new[offset : offset + inner, offset : offset + inner] = rows
+        state[name] = new.reshape(kernel * kernel * phases, *value.shape[1:])
+    return state
 
 
 def _full_head_state(source: PFF) -> dict[str, torch.Tensor]:
