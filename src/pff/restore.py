@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from pff.color import luma_gray, rgb_to_y_float, rgb_to_ycbcr, y_to_gray, ycbcr_to_rgb
-from pff.degrade.resize import upsample
+from pff.degrade.resize import imresize, upsample
 from pff.errors import PffError
 from pff.models.blocks import inference_copy
 from pff.tiling import Rows, Sink, ceil_to, model_upscale, network_stride, receptive_field, tiled
@@ -414,15 +414,21 @@ class Restorer:
             convert = lambda block: _luma(block, dtype, rounded=protocol)  # noqa: E731
             if gray:  # a gray image is R = G = B: Cb = Cr = 128, so only Y changes
                 back = lambda lo, out: y_to_gray(out)  # noqa: E731
-            else:
-                # An LR-input model restores the luma; the chroma is upsampled bicubically.
-                chroma = colour if self.upscale == 1 else upsample(colour.astype(np.float32) / top, self.upscale)
-                chroma_top = top if self.upscale == 1 else np.float32(1.0)
+            elif self.upscale == 1:
 
                 def back(lo: int, out: np.ndarray) -> np.ndarray:
-                    ycc = rgb_to_ycbcr(chroma[lo : lo + out.shape[0]].astype(np.float32) / chroma_top)
+                    ycc = rgb_to_ycbcr(colour[lo : lo + out.shape[0]].astype(np.float32) / top)
                     ycc[..., :1] = out
                     return ycbcr_to_rgb(ycc)
+
+            else:
+                # An LR-input model restores the luma; the chroma (Cb, Cr) is upsampled bicubically,
+                # in low resolution converted once (two planes to resize instead of three RGB ones).
+                cbcr = rgb_to_ycbcr(colour.astype(np.float32) / top)[..., 1:]
+                chroma = imresize(cbcr, float(self.upscale)).astype(np.float32)
+
+                def back(lo: int, out: np.ndarray) -> np.ndarray:
+                    return ycbcr_to_rgb(np.concatenate([out, chroma[lo : lo + out.shape[0]]], axis=2))
 
         h, w = colour.shape[:2]
 
