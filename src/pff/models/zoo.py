@@ -282,9 +282,9 @@ def transplant(model: nn.Module, source: nn.Module) -> list[str]:
     A full-head model starts from a full-head model of another kernel size
     (same constraint and scale) tap by tap, centre on centre: a larger
     kernel's outer taps are dropped, a smaller one's missing taps start at
-    zero. The starts themselves (the delta, or bicubic, whose taps all lie
-    within 5 x 5) are the same filter, so only the dropped corrections change
-    the function.
+    zero. The starts are the same filter (the delta; an upscaling model's
+    bicubic, whose taps all lie within 5 x 5, down to kernel 5), so only the
+    dropped corrections change the function.
     """
     ours, theirs = model.state_dict(), source.state_dict()
     if _basis_to_full(model, source):
