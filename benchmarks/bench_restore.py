@@ -9,7 +9,9 @@ the same --paper-megapixels image in the same process (paper s/MP over the
 model's s/MP, medians of --repeats alternated runs: 10 means ten times faster). A model that is not shipped is
 replaced by an untrained pff-small of the same task (speed does not depend
 on the weights). For sr the input is the low-resolution image, ``scale``
-times smaller than the output.
+times smaller than the output. Each process keeps freed memory for reuse as
+the ``pff`` command does (``pff.allocator``); ``--allocator system`` leaves
+glibc's default (large blocks mapped afresh each time), to see the difference.
 
     python benchmarks/bench_restore.py [--megapixels 12] [--tasks deblur jpeg sr] [--precision fp32]
 """
@@ -67,7 +69,12 @@ def _seconds_per_mp(restorer, h: int, w: int, repeats: int) -> tuple[float, int]
     return sorted(times)[len(times) // 2] / (pixels / 1e6), pixels
 
 
-def _child(task: str, spec: str, h: int, w: int, repeats: int, precision: str, paper_mp: float) -> dict:
+def _child(task: str, spec: str, h: int, w: int, repeats: int, precision: str, paper_mp: float,
+           allocator: str) -> dict:
+    from pff.allocator import keep_freed_memory
+
+    if allocator == "kept":
+        keep_freed_memory()  # as the pff command runs
     restorer, label = _restorer(task, spec, precision)
     s_per_mp, pixels = _seconds_per_mp(restorer, h, w, repeats)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the paper network runs
@@ -86,9 +93,10 @@ def _child(task: str, spec: str, h: int, w: int, repeats: int, precision: str, p
     return result
 
 
-def _run(task: str, spec: str, h: int, w: int, repeats: int, precision: str, paper_mp: float = 0.0) -> dict:
+def _run(task: str, spec: str, h: int, w: int, repeats: int, precision: str, allocator: str,
+         paper_mp: float = 0.0) -> dict:
     """One measurement in a fresh process (so that its peak RSS is its own)."""
-    args = [task, spec, str(h), str(w), str(repeats), precision, str(paper_mp)]
+    args = [task, spec, str(h), str(w), str(repeats), precision, str(paper_mp), allocator]
     done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{task} ({spec}) failed:\n{done.stderr}")
@@ -110,8 +118,8 @@ def _rows(tasks: list[str]) -> list[tuple[str, str]]:
 
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
-        task, spec, h, w, repeats, precision, paper_mp = sys.argv[2:]
-        print(json.dumps(_child(task, spec, int(h), int(w), int(repeats), precision, float(paper_mp))))
+        task, spec, h, w, repeats, precision, paper_mp, allocator = sys.argv[2:]
+        print(json.dumps(_child(task, spec, int(h), int(w), int(repeats), precision, float(paper_mp), allocator)))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--megapixels", type=float, default=12.0, help="size of the large image (default 12, 4:3)")
@@ -120,18 +128,20 @@ def main() -> None:
     parser.add_argument("--paper-megapixels", type=float, default=0.25,
                         help="image size of the speed comparison with the paper-size network (default 0.25)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--allocator", choices=("kept", "system"), default="kept",
+                        help="kept: freed memory reused, as the pff command runs (default); system: glibc's default")
     args = parser.parse_args()
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.precision}")  # fmt: skip
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.precision}, allocator {args.allocator}")  # fmt: skip
     h_big = int(round((args.megapixels * 1e6 * 3 / 4) ** 0.5))
     w_big = h_big * 4 // 3
     print(f"{'task':<8}{'model':<22}{'1 MP s/MP':>11}{f'{args.megapixels:g} MP s/MP':>13}{'peak RSS GB':>13}"
           f"{'bytes/px':>10}{f'x paper ({args.paper_megapixels:g} MP)':>20}")  # fmt: skip
     for task, spec in _rows(args.tasks):
-        small = _run(task, spec, 864, 1152, args.repeats, args.precision, args.paper_megapixels)  # ~1 MP
-        big = _run(task, spec, h_big, w_big, 1, args.precision)
+        small = _run(task, spec, 864, 1152, args.repeats, args.precision, args.allocator, args.paper_megapixels)  # ~1 MP
+        big = _run(task, spec, h_big, w_big, 1, args.precision, args.allocator)
         print(f"{task:<8}{small['model']:<22}{small['s_per_mp']:>11.2f}{big['s_per_mp']:>13.2f}"
               f"{big['rss_bytes'] / 1e9:>13.2f}{big['rss_bytes'] / big['pixels']:>10.1f}"
               f"{small['vs_paper']:>20.1f}")  # fmt: skip

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from pff import __version__
+from pff.allocator import keep_freed_memory
 from pff.errors import PffError
 
 # Subcommand modules, in the order ``pff --help`` lists them.
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    keep_freed_memory()  # restores and training steps run faster; a command's process is ours
     try:
         return int(args.run(args) or 0)
     except PffError as err:

@@ -135,7 +135,10 @@ class PointwiseConv(nn.Conv2d):
             t = weight.transpose(1, 2)
             out = torch.bmm(rows, t) if bias is None else torch.baddbmm(bias, rows, t)  # (B, H*W, C_out)
             return out.view(b, h, w, -1).permute(0, 3, 1, 2)  # (B, C_out, H, W) channels-last
-        out = torch.bmm(weight, cols) if bias is None else torch.baddbmm(bias[None, :, None], weight, cols)
+        out = torch.bmm(weight, cols)  # (B, C_out, H*W)
+        if bias is not None:
+            # Added after the product: baddbmm first copies the broadcast bias into the whole output, slower.
+            out = out.add_(bias[None, :, None])
         return out.view(b, -1, h, w)  # (B, C_out, H, W) standard
 
 
