@@ -20,6 +20,7 @@ from pff.models import (
     load,
     save,
 )
+from pff.models.blocks import BasicBlock
 from pff.models.pff import softmax_prior
 
 # Small inputs keep the big networks quick; every size is odd on purpose.
@@ -207,11 +208,33 @@ def test_fuse_kernel_sets_the_convolution_that_joins_the_streams():
         assert 0.9 < estimate / actual < 1.1
 
 
+def test_shallow_blocks_deepen_a_trained_model_as_the_same_function():
+    from pff.models.zoo import transplant
+
+    torch.manual_seed(0)
+    source = create("pff-sr", channels="y", upscale=3, kernel=5)
+    _perturb_last_layer(source)
+    deep = create("pff-sr", channels="y", upscale=3, kernel=5, shallow_blocks=2)
+    assert 0.9 < deep.config.weight_estimate() / count_parameters(deep) < 1.1
+    transplant(deep, source)
+    x = torch.rand(2, 1, 19, 23)
+    for mode in (True, False):  # batch statistics, then running statistics
+        source.train(mode), deep.train(mode)
+        torch.testing.assert_close(deep(x)[0], source(x)[0], rtol=0, atol=1e-6)
+    deep.train()
+    deep(x)[0].square().mean().backward()
+    blocks = [m for m in deep.predictor.shallow if isinstance(m, BasicBlock)]
+    assert len(blocks) == 2
+    assert all(b.bn2.weight.grad.abs().sum() > 0 for b in blocks)  # the blocks' scales learn first
+
+
 def test_config_validation_names_the_key():
     with pytest.raises(PffError, match="kernel: must be an odd"):
         ModelConfig(kernel=4)
     with pytest.raises(PffError, match="fuse_kernel: must be odd"):
         ModelConfig(fuse_kernel=2)
+    with pytest.raises(PffError, match="shallow_blocks: needs shallow_depth >= 1"):
+        ModelConfig(shallow_depth=0, shallow_blocks=1)
     with pytest.raises(PffError, match="depths: must have 3 entries"):
         ModelConfig(depths=(1, 1))
     with pytest.raises(PffError, match="unknown architecture 'nope'"):
@@ -327,6 +350,7 @@ def test_a_full_head_outputs_its_filters_with_the_gradients_of_the_definition(ar
     want_filters = F.pixel_shuffle(phases.flatten(1, 2), s) if s > 1 else phases[:, :, 0]
     torch.testing.assert_close(filters, want_filters, rtol=1e-5, atol=1e-6)
     (want_loss, want_grads), (got_loss, got_grads) = loss_and_grads(want), loss_and_grads(model(x)[0])
+    torch.testing.assert_close(got_loss, want_loss, rtol=1e-5, atol=1e-7)
     for p, a, b in zip(params, want_grads, got_grads):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-7, msg=lambda m, p=p: f"{tuple(p.shape)}: {m}")
 

@@ -57,7 +57,9 @@ class ModelConfig:
     each kind has its own basis. The result is converted back to RGB.
     Deep stream: a ``stem_width`` convolution of stride ``stem_stride`` then
     one residual stage per entry of ``widths``/``depths``/``strides``/
-    ``dilations``; shallow stream: ``shallow_depth`` full-resolution layers;
+    ``dilations``; shallow stream: ``shallow_depth`` full-resolution layers,
+    then ``shallow_blocks`` residual blocks that start as the identity (a
+    model deepened from a trained one starts as that model, ``init``);
     the two are fused by a ``fuse_kernel`` x ``fuse_kernel`` convolution into
     ``embed`` channels.
     """
@@ -90,6 +92,7 @@ class ModelConfig:
     taps: int = 32
     shallow_width: int = 16
     shallow_depth: int = 2
+    shallow_blocks: int = 0
     embed: int = 32
     fuse_kernel: int = 3
     head_width: int = 32
@@ -120,8 +123,10 @@ class ModelConfig:
         for key in ("fuse_kernel", "head_kernel"):
             _check_range(self, key, 1, MAX_HEAD_KERNEL)
             _require(getattr(self, key) % 2 == 1, key, f"must be odd, got {getattr(self, key)}")
-        for key in ("shallow_depth", "head_depth"):
+        for key in ("shallow_depth", "shallow_blocks", "head_depth"):
             _check_range(self, key, 0, MAX_DEPTH)
+        _require(self.shallow_depth > 0 or self.shallow_blocks == 0, "shallow_blocks",
+                 "needs shallow_depth >= 1 (a block starts as the identity of the layers before it)")  # fmt: skip
         _check_range(self, "upscale", 1, MAX_STRIDE)
         if self.upscale > 1:
             _require(self.kind == "pff", "upscale", f"needs kind 'pff' (filters), got kind {self.kind!r}")
@@ -148,7 +153,7 @@ class ModelConfig:
         for width, depth in zip(self.widths, self.depths):
             deep += 9 * (previous * width + (2 * depth - 1) * width * width) + previous * width
             previous = width
-        shallow = 9 * (3 * self.shallow_width + self.shallow_depth * self.shallow_width**2)
+        shallow = 9 * (3 * self.shallow_width + (self.shallow_depth + 2 * self.shallow_blocks) * self.shallow_width**2)
         fuse = self.fuse_kernel**2 * self.embed * (self.taps + self.shallow_width)
         head = self.head_kernel**2 * self.head_width * (self.head_width * self.head_depth + self.embed)
         return deep + shallow + fuse + head + self.head_width * self.kernel**2 * self.upscale**2

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pff.models.blocks import PointwiseConv, Stage, conv_bn_relu, upsample_to
+from pff.models.blocks import BasicBlock, PointwiseConv, Stage, conv_bn_relu, upsample_to
 
 
 class TwoStreamPredictor(nn.Module):
@@ -33,6 +33,10 @@ class TwoStreamPredictor(nn.Module):
         widths, depths, strides, dilations: one entry per residual stage.
         taps: width of the top-down (side-tap) path.
         shallow_width, shallow_depth: the full-resolution stream.
+        shallow_blocks: residual blocks after the shallow stream's layers;
+            each starts as the identity (its last batch norm's scale is 0
+            and its input is a ReLU's, >= 0), so adding blocks to a trained
+            model keeps its function until they learn.
         embed, fuse_kernel: width of the fused embedding and size of the
             convolution that makes it from both streams.
         head_width, head_depth, head_kernel: ``head_depth`` 3x3 conv-BN-ReLU
@@ -54,6 +58,7 @@ class TwoStreamPredictor(nn.Module):
         taps: int,
         shallow_width: int,
         shallow_depth: int,
+        shallow_blocks: int,
         embed: int,
         fuse_kernel: int,
         head_width: int,
@@ -72,8 +77,12 @@ class TwoStreamPredictor(nn.Module):
         self.side = nn.ModuleList(
             nn.Sequential(nn.Conv2d(w, taps, 1, bias=False), nn.BatchNorm2d(taps)) for w in widths
         )
+        blocks = [BasicBlock(shallow_width, shallow_width) for _ in range(shallow_blocks)]
+        for block in blocks:
+            nn.init.zeros_(block.bn2.weight)
         self.shallow = nn.Sequential(
-            *(conv_bn_relu(in_channels if i == 0 else shallow_width, shallow_width) for i in range(shallow_depth))
+            *(conv_bn_relu(in_channels if i == 0 else shallow_width, shallow_width) for i in range(shallow_depth)),
+            *blocks,
         )
         self.fuse = conv_bn_relu(taps + shallow_width, embed, kernel=fuse_kernel)
         self.head = nn.Sequential(
