@@ -3,10 +3,10 @@
 glibc's ``malloc`` serves every block over its mmap threshold (128 KB at
 start, rising with use to at most 32 MB) with a fresh ``mmap`` and returns
 it to the system on ``free``; the next tensor of that size then touches
-every one of its pages again, a page fault per 4 KB. On a CPU that is much of a restore's time: a 1x1 head
-writing 64 maps of 0.25 MP spent 41 ms in a matrix product that takes 12
-ms in memory already mapped (benchmarks/bench_restore.py has the whole-run
-effect). :func:`keep_freed_memory` tells malloc to take large blocks from
+every one of its pages again, a page fault per 4 KB. On a CPU that is much
+of a restore's time: a 1x1 head writing 64 maps of 0.25 MP spent 41 ms in
+a matrix product that takes 12 ms in memory already mapped
+(benchmarks/bench_restore.py has the whole-run effect). :func:`keep_freed_memory` tells malloc to take large blocks from
 its heap and not to trim the heap, so freed tensors are reused; PyTorch's
 CPU tuning guide reaches the same end by preloading jemalloc or tcmalloc.
 
