@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pff.allocator import keep_freed_memory
+from pff.allocator import glibc, keep_freed_memory
 
 # A child process allocates and touches 80 MB, frees it, then 64 MB: the minor page faults of the
 # second allocation say whether it reused the freed memory (0) or was mapped afresh (one per 4 KB page).
@@ -29,17 +29,7 @@ def _faults(mode: str) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
-def _glibc() -> bool:
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).gnu_get_libc_version
-    except (OSError, AttributeError):
-        return False
-    return sys.platform.startswith("linux")
-
-
-@pytest.mark.skipif(not _glibc(), reason="the allocator setting is for glibc")
+@pytest.mark.skipif(glibc() is None, reason="keep_freed_memory acts on glibc only (Linux); elsewhere it is a no-op")
 def test_freed_memory_is_reused():
     assert _faults("kept") < 64 * 256 // 16  # 64 MB is 16384 pages
     thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -48,4 +38,4 @@ def test_freed_memory_is_reused():
 
 
 def test_keep_freed_memory_is_idempotent():
-    assert keep_freed_memory() == keep_freed_memory() == _glibc()
+    assert keep_freed_memory() == keep_freed_memory() == (glibc() is not None)

@@ -25,21 +25,28 @@ _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
 
 
-def keep_freed_memory() -> bool:
-    """Make glibc keep freed memory for reuse (process-wide); ``True`` if it took effect.
-
-    A no-op returning ``False`` where the C library is not glibc (macOS,
-    Windows, musl): there the allocator is left as it is. Safe to call
-    more than once.
-    """
+def glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (Linux), else ``None`` (macOS, Windows, musl)."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # glibc only: musl's mallopt does nothing
-        mallopt = libc.mallopt
     except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse (process-wide); ``True`` if it took effect.
+
+    A no-op returning ``False`` where the C library is not glibc (:func:`glibc`):
+    there the allocator is left as it is. Safe to call more than once.
+    """
+    libc = glibc()
+    if libc is None:
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # mallopt returns 1 on success: no block from mmap, and no trimming below 2 GB free at the heap's top.
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
