@@ -208,6 +208,35 @@ def test_fuse_kernel_sets_the_convolution_that_joins_the_streams():
         assert 0.9 < estimate / actual < 1.1
 
 
+def test_low_resolution_fuse_is_the_fuse_whose_deep_taps_are_one_by_one():
+    from pff.models.blocks import LowResFuse
+    from pff.models.zoo import transplant
+
+    torch.manual_seed(0)
+    source = create("pff-sr", channels="y", upscale=2, kernel=5)
+    _perturb_last_layer(source)
+    taps = source.config.taps
+    with torch.no_grad():  # deep taps only at the centre of the 3x3 fuse: a 1x1 over the deep maps
+        weight = source.predictor.fuse[0].weight
+        centre = weight[:, :taps, 1, 1].clone()
+        weight[:, :taps] = 0
+        weight[:, :taps, 1, 1] = centre
+        source.predictor.fuse[1].running_mean.uniform_(-0.5, 0.5)
+        source.predictor.fuse[1].running_var.uniform_(0.5, 2.0)
+    low = create("pff-sr", channels="y", upscale=2, kernel=5, fuse_deep="low")
+    assert isinstance(low.predictor.fuse, LowResFuse)
+    assert low.predictor.fuse.conv.in_channels == low.config.shallow_width  # full resolution: the shallow stream only
+    assert 0.9 < low.config.weight_estimate() / count_parameters(low) < 1.1
+    transplant(low, source)
+    x = torch.rand(2, 1, 29, 35)  # not a multiple of the deep stream's stride: padded, then cropped
+    for mode in (True, False):  # batch statistics, then running statistics
+        source.train(mode), low.train(mode)
+        torch.testing.assert_close(low(x)[0], source(x)[0], rtol=0, atol=1e-5)
+    low.train()
+    low(x)[0].square().mean().backward()
+    assert low.predictor.fuse.proj.weight.grad.abs().sum() > 0
+
+
 def test_shallow_blocks_deepen_a_trained_model_as_the_same_function():
     from pff.models.zoo import transplant
 
@@ -233,6 +262,8 @@ def test_config_validation_names_the_key():
         ModelConfig(kernel=4)
     with pytest.raises(PffError, match="fuse_kernel: must be odd"):
         ModelConfig(fuse_kernel=2)
+    with pytest.raises(PffError, match="fuse_deep: must be 'upsampled' or 'low'"):
+        ModelConfig(fuse_deep="full")
     with pytest.raises(PffError, match="shallow_blocks: needs shallow_depth >= 1"):
         ModelConfig(shallow_depth=0, shallow_blocks=1)
     with pytest.raises(PffError, match="depths: must have 3 entries"):
@@ -435,7 +466,9 @@ def test_pointwise_conv_is_the_1x1_convolution_in_every_layout_with_its_gradient
     [
         ("pff-small", "rgb", {"kernel": 7, "constraint": "normalized"}),  # the deblur layout
         ("pff-small", "rgb", {"kernel": 5, "constraint": "none", "color": "ycbcr"}),  # the colour jpeg layout
+        ("pff-small", "rgb", {"kernel": 5, "constraint": "none", "color": "ycbcr", "fuse_deep": "low", "shallow_blocks": 1}),
         ("pff-sr", "y", {"upscale": 3, "kernel": 5}),
+        ("pff-sr", "y", {"upscale": 2, "kernel": 5, "fuse_deep": "low"}),
         ("cnn-small", "rgb", {}),
     ],
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def conv_bn_relu(c_in: int, c_out: int, *, kernel: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -55,6 +56,40 @@ class Stage(nn.Sequential):
         super().__init__(*layers)
 
 
+class LowResFuse(nn.Module):
+    """``relu(bn(conv(shallow) + upsample(proj(deep))))``: the two streams fused, the deep part at its own resolution.
+
+    The same as a ``kernel x kernel`` convolution over the concatenated
+    streams whose taps on the deep features are a 1x1 projection: a 1x1
+    convolution commutes with bilinear upsampling (each acts on another
+    axis), so it runs on the deep stream's few pixels before the upsampling
+    and the full-resolution convolution reads only the shallow stream.
+    ``deep (B, c_deep, h, w)``, ``shallow (B, c_shallow, H, W)`` ->
+    ``(B, c_out, H, W)``: the deep maps are upsampled to ``size`` (the padded
+    input the deep stream ran on) and their top-left ``H x W`` corner kept.
+    """
+
+    def __init__(self, c_deep: int, c_shallow: int, c_out: int, *, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_shallow, c_out, kernel, padding=kernel // 2, bias=False)
+        self.proj = nn.Conv2d(c_deep, c_out, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, deep: torch.Tensor, shallow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        h, w = shallow.shape[-2:]
+        up = upsample_to(self.proj(deep), size)[..., :h, :w]
+        return F.relu(self.bn(self.conv(shallow) + up), inplace=True)
+
+    def fold(self) -> None:
+        """Fold the eval-mode batch norm into both convolutions (inference copies only)."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            scale = self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)  # (c_out,)
+            with torch.no_grad():
+                self.proj.weight.mul_(scale[:, None, None, None])
+            self.conv = fuse_conv_bn_eval(self.conv, self.bn)
+            self.bn = nn.Identity()
+
+
 def upsample_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of ``(B, C, h, w)`` to ``(B, C, *size)``; a no-op when already that size."""
     if tuple(x.shape[-2:]) == tuple(size):
@@ -74,8 +109,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """
     import copy
 
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     folded = copy.deepcopy(model).eval()
     for module in folded.modules():
         if isinstance(module, nn.Sequential):
@@ -88,6 +121,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 if isinstance(getattr(module, bn), nn.BatchNorm2d):  # not folded already
                     setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn)))
                     setattr(module, bn, nn.Identity())
+        if isinstance(module, LowResFuse):
+            module.fold()
     return folded
 
 

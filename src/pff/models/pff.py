@@ -61,7 +61,10 @@ class ModelConfig:
     then ``shallow_blocks`` residual blocks that start as the identity (a
     model deepened from a trained one starts as that model, ``init``);
     the two are fused by a ``fuse_kernel`` x ``fuse_kernel`` convolution into
-    ``embed`` channels.
+    ``embed`` channels, which reads the deep stream upsampled to full
+    resolution (``fuse_deep = "upsampled"``) or, ``"low"``, projects it by a
+    1x1 convolution at its own resolution before upsampling (the same
+    function as a fuse whose deep taps are 1x1, far cheaper).
     """
 
     # Softmax start, measured for kernel 17 (gradients: tests/test_models.py;
@@ -95,6 +98,7 @@ class ModelConfig:
     shallow_blocks: int = 0
     embed: int = 32
     fuse_kernel: int = 3
+    fuse_deep: Literal["upsampled", "low"] = "upsampled"
     head_width: int = 32
     head_depth: int = 0
     head_kernel: int = 1
@@ -134,6 +138,8 @@ class ModelConfig:
             _require(self.constraint != "softmax", "upscale", "needs constraint 'none' or 'normalized'")
             # pff.ops.filter_flow_up reads adjacent low-resolution pixels: no dilated taps.
             _require(self.dilation == 1, "upscale", f"needs dilation 1, got dilation {self.dilation}")
+        _require(self.fuse_deep in ("upsampled", "low"), "fuse_deep",
+                 f"must be 'upsampled' or 'low', got {self.fuse_deep!r}")  # fmt: skip
         _require(self.color in ("shared", "ycbcr"), "color", f"must be 'shared' or 'ycbcr', got {self.color!r}")
         if self.color == "ycbcr":
             _require(self.kind == "pff", "color", f"'ycbcr' needs kind 'pff' (filters), got kind {self.kind!r}")
@@ -154,7 +160,8 @@ class ModelConfig:
             deep += 9 * (previous * width + (2 * depth - 1) * width * width) + previous * width
             previous = width
         shallow = 9 * (3 * self.shallow_width + (self.shallow_depth + 2 * self.shallow_blocks) * self.shallow_width**2)
-        fuse = self.fuse_kernel**2 * self.embed * (self.taps + self.shallow_width)
+        deep_taps = 1 if self.fuse_deep == "low" else self.fuse_kernel**2
+        fuse = self.embed * (deep_taps * self.taps + self.fuse_kernel**2 * self.shallow_width)
         head = self.head_kernel**2 * self.head_width * (self.head_width * self.head_depth + self.embed)
         return deep + shallow + fuse + head + self.head_width * self.kernel**2 * self.upscale**2
 

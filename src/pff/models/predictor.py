@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pff.models.blocks import BasicBlock, PointwiseConv, Stage, conv_bn_relu, upsample_to
+from pff.models.blocks import BasicBlock, LowResFuse, PointwiseConv, Stage, conv_bn_relu, upsample_to
 
 
 class TwoStreamPredictor(nn.Module):
@@ -39,6 +39,11 @@ class TwoStreamPredictor(nn.Module):
             model keeps its function until they learn.
         embed, fuse_kernel: width of the fused embedding and size of the
             convolution that makes it from both streams.
+        fuse_deep: ``"upsampled"``: that convolution reads the deep
+            stream upsampled to full resolution; ``"low"``: its taps on the
+            deep stream are one 1x1 projection, run before the upsampling
+            (:class:`pff.models.blocks.LowResFuse`; much less work at full
+            resolution).
         head_width, head_depth, head_kernel: ``head_depth`` 3x3 conv-BN-ReLU
             layers of ``head_width`` channels, then the output convolution of
             size ``head_kernel``.
@@ -61,6 +66,7 @@ class TwoStreamPredictor(nn.Module):
         shallow_blocks: int,
         embed: int,
         fuse_kernel: int,
+        fuse_deep: str = "upsampled",
         head_width: int,
         head_depth: int,
         head_kernel: int,
@@ -84,7 +90,10 @@ class TwoStreamPredictor(nn.Module):
             *(conv_bn_relu(in_channels if i == 0 else shallow_width, shallow_width) for i in range(shallow_depth)),
             *blocks,
         )
-        self.fuse = conv_bn_relu(taps + shallow_width, embed, kernel=fuse_kernel)
+        self.fuse: nn.Module = (
+            LowResFuse(taps, shallow_width, embed, kernel=fuse_kernel) if fuse_deep == "low"
+            else conv_bn_relu(taps + shallow_width, embed, kernel=fuse_kernel)
+        )  # fmt: skip
         self.head = nn.Sequential(
             *(conv_bn_relu(embed if i == 0 else head_width, head_width) for i in range(head_depth))
         )
@@ -119,6 +128,8 @@ class TwoStreamPredictor(nn.Module):
         for side, skip in zip(reversed(self.side), reversed(skips)):
             tap = side(skip)
             top = tap if top is None else tap + upsample_to(top, tap.shape[-2:])
+        if isinstance(self.fuse, LowResFuse):
+            return self.fuse(F.relu(top), self.shallow(x), xp.shape[-2:])  # (B, embed, H, W)
         deep = upsample_to(F.relu(top), xp.shape[-2:])[..., :h, :w]  # (B, taps, H, W)
         return self.fuse(torch.cat([deep, self.shallow(x)], dim=1))  # (B, embed, H, W)
 

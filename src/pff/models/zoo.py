@@ -285,12 +285,19 @@ def transplant(model: nn.Module, source: nn.Module) -> list[str]:
     zero. The starts are the same filter (the delta; an upscaling model's
     bicubic, whose taps all lie within 5 x 5, down to kernel 5), so only the
     dropped corrections change the function.
+
+    A ``fuse_deep = "low"`` model starts from an ``"upsampled"`` one with
+    the fuse's deep taps summed into its 1x1 projection and its shallow taps
+    unchanged: the deep maps are bilinear upsamplings (smooth over a stride
+    of pixels), so the start is close to the source's function, not equal.
     """
     ours, theirs = model.state_dict(), source.state_dict()
     if _basis_to_full(model, source):
         theirs = _full_head_state(source)
     elif _retap(model, source):
         theirs = _retapped_state(theirs, source.config, model.config.kernel)
+    if _lower_fuse(model, source):
+        theirs = _lowered_fuse_state(theirs, source.config.taps)
     copied = []
     with torch.no_grad():
         for name, value in theirs.items():
@@ -347,6 +354,25 @@ def _retapped_state(state: dict[str, torch.Tensor], config: ModelConfig, kernel:
         else:
             new[offset : offset + inner, offset : offset + inner] = rows
         state[name] = new.reshape(kernel * kernel * phases, *value.shape[1:])
+    return state
+
+
+def _lower_fuse(model: nn.Module, source: nn.Module) -> bool:
+    """Whether ``transplant`` moves the fuse of ``source`` onto the low-resolution fuse of ``model``."""
+    ours, theirs = getattr(model, "config", None), getattr(source, "config", None)
+    return isinstance(ours, ModelConfig) and isinstance(theirs, ModelConfig) and (
+        (theirs.fuse_deep, ours.fuse_deep) == ("upsampled", "low")
+    )  # fmt: skip
+
+
+def _lowered_fuse_state(state: dict[str, torch.Tensor], taps: int) -> dict[str, torch.Tensor]:
+    """``state`` with its fuse (conv over ``[deep taps, shallow]``, batch norm) as a ``LowResFuse``'s."""
+    state = dict(state)
+    weight = state.pop("predictor.fuse.0.weight")  # (embed, taps + shallow, k, k)
+    state["predictor.fuse.conv.weight"] = weight[:, taps:].clone()
+    state["predictor.fuse.proj.weight"] = weight[:, :taps].sum(dim=(2, 3), keepdim=True)
+    for name in [n for n in state if n.startswith("predictor.fuse.1.")]:
+        state["predictor.fuse.bn." + name.removeprefix("predictor.fuse.1.")] = state.pop(name)
     return state
 
 
