@@ -6,9 +6,10 @@ it to the system on ``free``; the next tensor of that size then touches
 every one of its pages again, a page fault per 4 KB. On a CPU that is much
 of a restore's time: a 1x1 head writing 64 maps of 0.25 MP spent 41 ms in
 a matrix product that takes 12 ms in memory already mapped
-(benchmarks/bench_restore.py has the whole-run effect). :func:`keep_freed_memory` tells malloc to take large blocks from
-its heap and not to trim the heap, so freed tensors are reused; PyTorch's
-CPU tuning guide reaches the same end by preloading jemalloc or tcmalloc.
+(benchmarks/bench_restore.py has the whole-run effect).
+:func:`keep_freed_memory` tells malloc to take large blocks from its heap
+and not to trim the heap, so freed tensors are reused; PyTorch's CPU
+tuning guide reaches the same end by preloading jemalloc or tcmalloc.
 
 The cost: memory freed by the process stays with it (its resident size
 stays at its peak) until it exits. The ``pff`` command calls it at start;

@@ -66,7 +66,7 @@ class TwoStreamPredictor(nn.Module):
         shallow_blocks: int,
         embed: int,
         fuse_kernel: int,
-        fuse_deep: str = "upsampled",
+        fuse_deep: str,
         head_width: int,
         head_depth: int,
         head_kernel: int,
