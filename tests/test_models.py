@@ -257,6 +257,24 @@ def test_shallow_blocks_deepen_a_trained_model_as_the_same_function():
     assert all(b.bn2.weight.grad.abs().sum() > 0 for b in blocks)  # the blocks' scales learn first
 
 
+def test_deeper_stages_deepen_a_trained_model_as_the_same_function():
+    from pff.models.zoo import transplant
+
+    torch.manual_seed(0)
+    source = create("pff-sr", channels="y", upscale=2, kernel=5, fuse_deep="low")
+    _perturb_last_layer(source)
+    deep = create("pff-sr", channels="y", upscale=2, kernel=5, fuse_deep="low", depths=(1, 2, 3))
+    transplant(deep, source)
+    x = torch.rand(2, 1, 19, 23)
+    for mode in (True, False):  # batch statistics, then running statistics
+        source.train(mode), deep.train(mode)
+        torch.testing.assert_close(deep(x)[0], source(x)[0], rtol=0, atol=1e-6)
+    deep.train()
+    deep(x)[0].square().mean().backward()
+    added = [stage[-1] for stage in deep.predictor.stages[1:]]
+    assert all(isinstance(b, BasicBlock) and b.bn2.weight.grad.abs().sum() > 0 for b in added)
+
+
 def test_config_validation_names_the_key():
     with pytest.raises(PffError, match="kernel: must be an odd"):
         ModelConfig(kernel=4)

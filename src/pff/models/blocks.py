@@ -45,14 +45,22 @@ class BasicBlock(nn.Module):
 
 
 class Stage(nn.Sequential):
-    """Max-pool by ``stride`` (if > 1), then ``depth`` basic blocks at ``dilation``."""
+    """Max-pool by ``stride`` (if > 1), then ``depth`` basic blocks at ``dilation``.
+
+    Blocks after the first start as the identity (their last batch norm's
+    scale is 0 and their input is a ReLU's, >= 0), so a stage deepened from a
+    trained model (``init``) keeps its function until the new blocks learn.
+    """
 
     def __init__(self, c_in: int, c_out: int, *, depth: int, stride: int, dilation: int) -> None:
         layers: list[nn.Module] = []
         if stride > 1:
             layers.append(nn.MaxPool2d(stride, stride))
         for i in range(depth):
-            layers.append(BasicBlock(c_in if i == 0 else c_out, c_out, dilation=dilation))
+            block = BasicBlock(c_in if i == 0 else c_out, c_out, dilation=dilation)
+            if i > 0:
+                nn.init.zeros_(block.bn2.weight)
+            layers.append(block)
         super().__init__(*layers)
 
 
