@@ -237,13 +237,26 @@ def test_low_resolution_fuse_is_the_fuse_whose_deep_taps_are_one_by_one():
     assert low.predictor.fuse.proj.weight.grad.abs().sum() > 0
 
 
-def test_shallow_blocks_deepen_a_trained_model_as_the_same_function():
+def _added_shallow_blocks(model):
+    return [m for m in model.predictor.shallow if isinstance(m, BasicBlock)]
+
+
+def _added_stage_blocks(model):
+    return [stage[-1] for stage in model.predictor.stages[1:]]
+
+
+@pytest.mark.parametrize(
+    ("deepen", "added", "count"),
+    [({"shallow_blocks": 2}, _added_shallow_blocks, 2), ({"depths": (1, 2, 3)}, _added_stage_blocks, 2)],
+    ids=["shallow_blocks", "depths"],
+)
+def test_added_blocks_deepen_a_trained_model_as_the_same_function(deepen, added, count):
     from pff.models.zoo import transplant
 
     torch.manual_seed(0)
-    source = create("pff-sr", channels="y", upscale=3, kernel=5)
+    source = create("pff-sr", channels="y", upscale=3, kernel=5, fuse_deep="low")
     _perturb_last_layer(source)
-    deep = create("pff-sr", channels="y", upscale=3, kernel=5, shallow_blocks=2)
+    deep = create("pff-sr", channels="y", upscale=3, kernel=5, fuse_deep="low", **deepen)
     assert 0.9 < deep.config.weight_estimate() / count_parameters(deep) < 1.1
     transplant(deep, source)
     x = torch.rand(2, 1, 19, 23)
@@ -252,27 +265,9 @@ def test_shallow_blocks_deepen_a_trained_model_as_the_same_function():
         torch.testing.assert_close(deep(x)[0], source(x)[0], rtol=0, atol=1e-6)
     deep.train()
     deep(x)[0].square().mean().backward()
-    blocks = [m for m in deep.predictor.shallow if isinstance(m, BasicBlock)]
-    assert len(blocks) == 2
+    blocks = added(deep)
+    assert len(blocks) == count and all(isinstance(b, BasicBlock) for b in blocks)
     assert all(b.bn2.weight.grad.abs().sum() > 0 for b in blocks)  # the blocks' scales learn first
-
-
-def test_deeper_stages_deepen_a_trained_model_as_the_same_function():
-    from pff.models.zoo import transplant
-
-    torch.manual_seed(0)
-    source = create("pff-sr", channels="y", upscale=2, kernel=5, fuse_deep="low")
-    _perturb_last_layer(source)
-    deep = create("pff-sr", channels="y", upscale=2, kernel=5, fuse_deep="low", depths=(1, 2, 3))
-    transplant(deep, source)
-    x = torch.rand(2, 1, 19, 23)
-    for mode in (True, False):  # batch statistics, then running statistics
-        source.train(mode), deep.train(mode)
-        torch.testing.assert_close(deep(x)[0], source(x)[0], rtol=0, atol=1e-6)
-    deep.train()
-    deep(x)[0].square().mean().backward()
-    added = [stage[-1] for stage in deep.predictor.stages[1:]]
-    assert all(isinstance(b, BasicBlock) and b.bn2.weight.grad.abs().sum() > 0 for b in added)
 
 
 def test_config_validation_names_the_key():
