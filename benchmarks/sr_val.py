@@ -39,14 +39,14 @@ def main() -> None:
         for scale in args.scales:
             bench = sr_benchmark(tmp, scale)
             bicubic = evaluate(bench, progress=False)
-            print(f"| x{scale} | bicubic | {bicubic.psnr:.2f} | {bicubic.ssim:.4f} | |", flush=True)
+            print(f"| x{scale} | bicubic | {bicubic.psnr:.3f} | {bicubic.ssim:.4f} | |", flush=True)
             names = args.models or [default_model("sr", scale=scale)]
             for name in names:
                 if read_card(name).scale != scale:
                     continue
                 result = evaluate(bench, model_restorer(name, "sr", scale=scale), model=name, progress=False)
                 gain = result.psnr - bicubic.psnr
-                print(f"| x{scale} | {name} | {result.psnr:.2f} | {result.ssim:.4f} | {gain:+.2f} |", flush=True)
+                print(f"| x{scale} | {name} | {result.psnr:.3f} | {result.ssim:.4f} | {gain:+.3f} |", flush=True)
 
 
 if __name__ == "__main__":
