@@ -241,13 +241,13 @@ def _added_shallow_blocks(model):
     return [m for m in model.predictor.shallow if isinstance(m, BasicBlock)]
 
 
-def _added_stage_blocks(model):
-    return [stage[-1] for stage in model.predictor.stages[1:]]
+def _added_stage_blocks(model):  # every block after the first of its stage
+    return [b for stage in model.predictor.stages for b in [m for m in stage if isinstance(m, BasicBlock)][1:]]
 
 
 @pytest.mark.parametrize(
     ("deepen", "added", "count"),
-    [({"shallow_blocks": 2}, _added_shallow_blocks, 2), ({"depths": (1, 2, 3)}, _added_stage_blocks, 2)],
+    [({"shallow_blocks": 2}, _added_shallow_blocks, 2), ({"depths": (1, 2, 3)}, _added_stage_blocks, 3)],
     ids=["shallow_blocks", "depths"],
 )
 def test_added_blocks_deepen_a_trained_model_as_the_same_function(deepen, added, count):
