@@ -44,9 +44,11 @@ def test_every_arch_trains_and_every_parameter_gets_gradient(name):
     s = ARCHS[name].upscale  # models that compute in low resolution return an s times larger image
     target = torch.rand(*x.shape[:2], s * x.shape[2], s * x.shape[3])
     # The output layer starts at zero, so at step 0 nothing upstream of it gets
-    # a gradient: take one optimiser step first, then check the second backward.
+    # a gradient, and a stage's blocks after the first start as the identity
+    # (last batch norm scale 0), so their convolutions get one only a step later:
+    # take two optimiser steps first, then check the third backward.
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(2):
+    for _ in range(3):
         optimizer.zero_grad()
         restored, filters = model(x)
         assert restored.shape == target.shape and restored.dtype == torch.float32
