@@ -37,6 +37,14 @@ since it is the work the low-rank path avoids), on the same shapes; ratio =
 filters / basis.  ``fb(c,b)`` is forward + backward with the coefficients
 and the basis requiring grad (training: the image is data), ``kept(c,b)``
 the MB autograd keeps for it.
+
+A third table times a full head at inference (``deblur-shake``, the paper
+network): filters made by a 1x1 convolution of E = 32 channels-last feature
+maps, as the predictor's output convolution makes them, then ``filter_flow``
+("filters": the (B, K*K, H, W) filters written and read back), against
+``filter_flow_linear`` on the same features ("strips"), linear and softmax
+(``fwd``, ``fwd(sm)``); ratio = filters / strips. ``--full-megapixels``
+sets the image (default 1 MP, the size a restore runs whole).
 Times are medians of several repeats after a warm-up, in this one process.
 """
 from __future__ import annotations
@@ -53,7 +61,7 @@ from collections.abc import Callable
 
 import torch
 
-from pff.ops import apply_basis, filter_flow, filter_flow_reference
+from pff.ops import apply_basis, filter_flow, filter_flow_linear, filter_flow_reference
 
 SHAPES = ((16, 3, 64, 64), (1, 3, 512, 512))
 KS = (5, 9, 17)
@@ -232,6 +240,36 @@ def measure_basis(op: Callable, shape: tuple[int, ...], k: int, repeats: int) ->
 
 
 BASIS_COLUMNS = ("fwd", "fb(c,b)", "kept(c,b)")
+FEATURES = 32
+
+
+def via_head(image: torch.Tensor, features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+             softmax: bool) -> torch.Tensor:
+    """The filters of a 1x1 output convolution written out in standard layout, then ``filter_flow``."""
+    b, e, h, w = features.shape
+    cols = features.permute(0, 2, 3, 1).reshape(b, h * w, e).transpose(1, 2)  # a view of the channels-last maps
+    filters = torch.baddbmm(bias[None, :, None], weight.expand(b, -1, -1), cols).view(b, -1, h, w)
+    return filter_flow(image, torch.softmax(filters, dim=1) if softmax else filters)
+
+
+def measure_head(op: Callable, shape: tuple[int, ...], k: int, repeats: int) -> dict[str, float | None]:
+    gen = torch.Generator().manual_seed(0)
+    b, _, h, w = shape
+    image = torch.randn(shape, generator=gen)
+    features = torch.randn(b, FEATURES, h, w, generator=gen).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(k * k, FEATURES, generator=gen) / (k * FEATURES**0.5)
+    bias = torch.randn(k * k, generator=gen) / k
+    with torch.no_grad():
+        return {column: median_ms(lambda sm=softmax: op(image, features, weight, bias, sm), repeats)
+                for column, softmax in (("fwd", False), ("fwd(sm)", True))}
+
+
+def strips(image: torch.Tensor, features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+           softmax: bool) -> torch.Tensor:
+    return filter_flow_linear(image, features, weight, bias, softmax=softmax)
+
+
+HEAD_COLUMNS = ("fwd", "fwd(sm)")
 
 
 def print_header(title: str, columns: tuple[str, ...]) -> None:
@@ -265,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="K = 17 only, fewer repeats")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per number")
+    parser.add_argument("--full-megapixels", type=float, default=1.0, help="image of the full-head table")
     parser.add_argument("--peaks-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peaks_child:
@@ -295,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     for shape, k in cases:
         rows = {impl: measure_basis(op, shape, k, repeats) for impl, op in (("filters", via_filters), ("basis", apply_basis))}
         print_case(shape, k, rows, BASIS_COLUMNS, ("filters", "basis"))
+    side = max(1, round((args.full_megapixels * 1e6) ** 0.5))
+    print_header(f"full head, E = {FEATURES}: 1x1 convolution then filter_flow (filters) vs filter_flow_linear "
+                 f"(strips)", HEAD_COLUMNS)  # fmt: skip
+    for k in (17,) if args.quick else KS:
+        rows = {impl: measure_head(op, (1, 3, side, side), k, repeats) for impl, op in (("filters", via_head), ("strips", strips))}
+        print_case((1, 3, side, side), k, rows, HEAD_COLUMNS, ("filters", "strips"))
     return 0
 
 

@@ -511,3 +511,38 @@ def test_inference_copy_is_the_same_function_with_matrix_products_and_channels_l
     if want_filters is not None:
         torch.testing.assert_close(got_filters, want_filters, rtol=1e-5, atol=1e-5)
     assert receptive_field(fast) == receptive_field(model)
+
+
+@pytest.mark.parametrize(
+    ("options", "folded"),
+    [
+        ({"kernel": 7, "head": "full", "constraint": "normalized"}, False),  # deblur-shake's head
+        ({"kernel": 7, "head": "full", "constraint": "normalized"}, True),  # as the Restorer runs it
+        ({"kernel": 5, "head": "full", "constraint": "none", "fuse_deep": "low"}, True),
+        ({"kernel": 5, "head": "full", "constraint": "softmax"}, False),  # the paper network's head
+    ],
+)
+def test_a_full_head_restores_by_strips_without_its_filters_as_with_them(monkeypatch, options, folded):
+    from pff.models.blocks import inference_copy
+
+    monkeypatch.setattr(ops, "_STRIP_PIXELS", 64)  # strips of 2 rows: 11 of them, the last one short
+    calls = []
+    real = ops.filter_flow_linear
+    monkeypatch.setattr(ops, "filter_flow_linear", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    torch.manual_seed(0)
+    model = create("pff-small", **options)
+    _perturb_last_layer(model)
+    model.eval()
+    if folded:
+        model = inference_copy(model)
+    x = torch.rand(1, 3, 21, 33, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        want, filters = model(x)
+        assert not calls and filters is not None
+        got, none = model(x, return_filters=False)
+    assert none is None and len(calls) == 1
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert (want - x).abs().max() > 0.01  # the filters are not the identity
+    if not folded:  # training: the filters exist and carry the gradient
+        got, _ = model(x, return_filters=False)
+        assert got.requires_grad and len(calls) == 1

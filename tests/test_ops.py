@@ -7,11 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from pff import ops
 from pff.ops import (
     PADDINGS,
     apply_basis,
     expected_flow,
     filter_flow,
+    filter_flow_linear,
     filter_flow_reference,
     identity_filters,
 )
@@ -566,3 +568,76 @@ def test_apply_basis_dtype_type_and_device_errors():
         apply_basis(image, coeffs, basis.double())
     with pytest.raises(ValueError, match="same device, got image on cpu and basis on meta"):
         apply_basis(image, coeffs, basis.to("meta"))
+
+
+# ----------------------------------------------------------------------------
+# filter_flow_linear: filters from a 1x1 convolution, a strip at a time
+# ----------------------------------------------------------------------------
+
+
+def _linear_inputs(
+    shape: tuple[int, int, int, int], k: int, e: int, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    b, c, h, w = shape
+    gen = _gen(seed)
+    image = torch.randn(shape, generator=gen)
+    features = torch.randn(b, e, h, w, generator=gen)
+    weight = torch.randn(k * k, e, generator=gen) / (k * e**0.5)
+    bias = torch.randn(k * k, generator=gen) / k
+    return image, features, weight, bias
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+@pytest.mark.parametrize(("k", "padding", "dilation"), [(3, "zeros", 1), (5, "reflect", 2), (7, "replicate", 1)])
+@pytest.mark.parametrize("strip", [7, 33, 10**6])  # one row per strip; 3 rows and a short last strip; one strip
+def test_filter_flow_linear_equals_filter_flow_of_its_filters(monkeypatch, softmax, k, padding, dilation, strip):
+    monkeypatch.setattr(ops, "_STRIP_PIXELS", strip)
+    image, features, weight, bias = _linear_inputs((2, 3, 13, 11), k, 6)
+    filters = torch.einsum("ke,behw->bkhw", weight, features) + bias[None, :, None, None]  # (B, K*K, H, W)
+    if softmax:
+        filters = torch.softmax(filters, dim=1)
+    want = filter_flow_reference(image.double(), filters.double(), padding=padding, dilation=dilation)
+    for maps in (features, features.contiguous(memory_format=torch.channels_last)):
+        got = filter_flow_linear(image, maps, weight, bias, softmax=softmax, padding=padding, dilation=dilation)
+        assert got.shape == image.shape and got.dtype == image.dtype
+        torch.testing.assert_close(got, want.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_filter_flow_linear_takes_a_convolution_weight_and_accumulates_low_precision_in_float32():
+    image, features, weight, bias = _linear_inputs((1, 2, 9, 10), 5, 4)
+    want = filter_flow_linear(image, features, weight, bias)
+    torch.testing.assert_close(filter_flow_linear(image, features, weight[:, :, None, None], bias), want, rtol=0, atol=0)
+    low = filter_flow_linear(image.bfloat16(), features.bfloat16(), weight, bias)
+    assert low.dtype == torch.bfloat16
+    exact = filter_flow_linear(image.bfloat16().float(), features.bfloat16().float(), weight, bias)
+    torch.testing.assert_close(low.float(), exact, rtol=0, atol=float(exact.abs().max()) * 2**-8)  # one rounding
+
+
+@pytest.mark.parametrize(
+    ("features_shape", "weight_shape", "bias_shape", "kwargs", "match"),
+    [
+        ((1, 4, 6, 7), (9, 4), (9,), {}, r"features must be \(B, E, H, W\) = \(1, E, 5, 7\) like the image"),
+        ((1, 4, 5, 7), (9, 3), (9,), {}, r"weight must be \(K\*K, 4\) or \(K\*K, 4, 1, 1\) and bias"),
+        ((1, 4, 5, 7), (9, 4), (8,), {}, r"and bias \(K\*K,\), got \(9, 4\) and \(8,\)"),
+        ((1, 4, 5, 7), (8, 4), (8,), {}, "the filter dimension must be K\\*K for an odd K"),
+        ((1, 4, 5, 7), (9, 4), (9,), {"padding": "circular"}, "padding must be one of"),
+        ((1, 4, 5, 7), (9, 4), (9,), {"dilation": 0}, "dilation must be an integer >= 1, got 0"),
+    ],
+)
+def test_filter_flow_linear_shape_and_argument_errors(features_shape, weight_shape, bias_shape, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        filter_flow_linear(torch.zeros(1, 3, 5, 7), torch.zeros(features_shape), torch.zeros(weight_shape),
+                           torch.zeros(bias_shape), **kwargs)  # fmt: skip
+
+
+def test_filter_flow_linear_refuses_gradients_and_other_devices_and_types():
+    image, features, weight, bias = _linear_inputs((1, 3, 5, 7), 3, 4)
+    with pytest.raises(ValueError, match="filter_flow_linear: computes no gradient; use filter_flow for training"):
+        filter_flow_linear(image, features, weight.requires_grad_(), bias)
+    with torch.no_grad():  # no graph to build: fine
+        filter_flow_linear(image, features, weight, bias)
+    weight = weight.detach()
+    with pytest.raises(ValueError, match="must be on the same device"):
+        filter_flow_linear(image, features.to("meta"), weight, bias)
+    with pytest.raises(TypeError, match="filter_flow_linear: bias must be a floating-point torch.Tensor, got list"):
+        filter_flow_linear(image, features, weight, [0.0] * 9)

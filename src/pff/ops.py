@@ -7,7 +7,9 @@ it for backward and makes another as large for the product.  The fast
 version here loops over the K*K offsets instead, multiply-adding one shifted
 view of the padded image per offset into the output, and saves at most its
 inputs for backward.  ``benchmarks/README.md`` has the numbers and the
-alternatives that were measured.
+alternatives that were measured.  ``apply_basis`` applies low-rank filters
+without building them, ``filter_flow_linear`` (inference) filters made by a
+1x1 convolution of feature maps, a strip of rows at a time.
 
 Conventions, shared by every function in this module:
 
@@ -31,6 +33,7 @@ __all__ = [
     "apply_basis",
     "expected_flow",
     "filter_flow",
+    "filter_flow_linear",
     "filter_flow_reference",
     "filter_flow_up",
     "identity_filters",
@@ -416,6 +419,93 @@ def filter_flow(
                 image.float(), filters.float(), padding=padding, dilation=dilation
             )
     return _FilterFlowFunction.apply(image, filters, k, dilation, padding)
+
+
+# Pixels per strip of filter_flow_linear: its (K*K, strip) filters are 74 MB at K = 17. Strips of
+# 8k-128k pixels ran within noise of each other (deblur-shake's head and op at 1 MP, one thread:
+# 1.1-1.6 s against 3.4 s for whole-image filters); fewer pixels mean more torch calls per image.
+_STRIP_PIXELS = 1 << 16
+
+
+def filter_flow_linear(
+    image: torch.Tensor,
+    features: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    *,
+    softmax: bool = False,
+    padding: str = "zeros",
+    dilation: int = 1,
+) -> torch.Tensor:
+    """:func:`filter_flow` with filters made by a 1x1 convolution of per-pixel features, a strip at a time.
+
+    Args:
+        image: (B, C, H, W), floating point.
+        features: (B, E, H, W), any memory layout (a predictor's maps are channels-last).
+        weight: (K*K, E) or a 1x1 convolution's (K*K, E, 1, 1); K odd, taps row-major.
+        bias: (K*K,).
+        softmax: the filters are the softmax over the taps of ``weight @ features + bias`` (the paper's
+            head); otherwise that product itself.
+        padding, dilation: as in :func:`filter_flow`.
+
+    Returns:
+        (B, C, H, W) ``= filter_flow(image, filters)`` with ``filters[b, :, y, x] = weight @
+        features[b, :, y, x] + bias`` (softmax over taps if asked), the same sums in the same order.
+        For inference only: no gradient. The (B, K*K, H, W) filters never exist: each strip of about
+        ``_STRIP_PIXELS`` pixels gets its filters from one matrix product into a reused buffer and is
+        filtered at once, so a full head's restore neither writes nor reads back 4*K*K bytes per pixel
+        (1.2 GB per megapixel at K = 17), nor holds them.
+
+    Raises:
+        TypeError: a non-tensor or a non-floating dtype.
+        ValueError: shapes that do not fit, K*K not an odd square, an unknown padding, a bad dilation,
+            reflect padding wider than the image, or an input that requires a gradient.
+    """
+    fn = "filter_flow_linear"
+    _check_image(image, fn)
+    _check_image(features, fn)
+    for name, value in (("weight", weight), ("bias", bias)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise TypeError(f"{fn}: {name} must be a floating-point torch.Tensor, got {type(value).__name__}")
+    b, c, h, w = image.shape
+    e = features.shape[1]
+    if tuple(features.shape) != (b, e, h, w):
+        raise ValueError(f"{fn}: features must be (B, E, H, W) = ({b}, E, {h}, {w}) like the image, "
+                         f"got {tuple(features.shape)}")  # fmt: skip
+    kk = weight.shape[0]
+    if weight.shape not in ((kk, e), (kk, e, 1, 1)) or tuple(bias.shape) != (kk,):
+        raise ValueError(f"{fn}: weight must be (K*K, {e}) or (K*K, {e}, 1, 1) and bias (K*K,), "
+                         f"got {tuple(weight.shape)} and {tuple(bias.shape)}")  # fmt: skip
+    k = _kernel_size(weight.new_empty(kk, 0, 0), fn)
+    _check_padding(padding, fn)
+    d = _check_dilation(dilation, fn)
+    _check_size(image, k, padding, d, fn)
+    if any(t.device != image.device for t in (features, weight, bias)):
+        raise ValueError(f"{fn}: image, features, weight and bias must be on the same device")
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (image, features, weight, bias)):
+        raise ValueError(f"{fn}: computes no gradient; use filter_flow for training")
+    acc = _accumulation_dtype(image.dtype)
+    pad = d * (k // 2)
+    padded = _pad(image.to(acc), pad, padding)  # (B, C, H + 2*pad, W + 2*pad)
+    maps = features.to(acc).permute(0, 2, 3, 1)  # (B, H, W, E): a view; rows contiguous if channels-last
+    weight, bias = weight.reshape(kk, e).to(acc), bias.to(acc)[:, None]
+    rows = max(1, _STRIP_PIXELS // w)
+    buffer = torch.empty(kk, min(rows, h) * w, dtype=acc, device=image.device)
+    out = torch.empty(b, c, h, w, dtype=acc, device=image.device)
+    for i in range(b):
+        for y0 in range(0, h, rows):
+            hs = min(rows, h - y0)
+            filters = buffer[:, : hs * w]  # (K*K, P)
+            torch.addmm(bias, weight, maps[i, y0 : y0 + hs].reshape(hs * w, e).T, out=filters)
+            if softmax:
+                filters = torch.softmax(filters, dim=0)
+            ws = filters.view(kk, 1, hs, w).unbind(0)  # K*K x (1, hs, W)
+            xs = [x[0] for x in _windows(padded[i : i + 1, :, y0 : y0 + hs + 2 * pad], k, d, hs, w)]  # K*K x (C, hs, W)
+            strip = out[i, :, y0 : y0 + hs]  # (C, hs, W)
+            torch.mul(xs[0], ws[0], out=strip)
+            for x_k, w_k in zip(xs[1:], ws[1:]):
+                strip.addcmul_(x_k, w_k)
+    return out.to(image.dtype)
 
 
 def filter_flow_up(

@@ -424,6 +424,8 @@ class PFF(nn.Module):
         # layout: channels-last filters make the per-offset loop 2x slower.
         if self.ycbcr:
             return self._forward_ycbcr(x, return_filters)
+        if not return_filters and self._filters_by_strips():
+            return self._forward_strips(x), None
         out = self.predict(x).float().contiguous()  # (B, N or K*K (times s*s), H, W)
         with torch.autocast(device_type=x.device.type, enabled=False):
             linear = self.config.head == "basis" and self.config.constraint != "softmax"
@@ -440,6 +442,32 @@ class PFF(nn.Module):
             filters = self.filters_from(out)
             restored = ops.filter_flow(x32, filters, **op_kwargs)
             return restored, (filters if return_filters else None)
+
+    def _filters_by_strips(self) -> bool:
+        """Whether :meth:`forward` may make and apply a full head's filters a strip at a time.
+
+        Inference without the filters (a restore, validation): :func:`pff.ops.filter_flow_linear`
+        gives the same output without the (B, K*K, H, W) filters. Not under autograd, nor while
+        tracing or exporting (its loop over strips depends on the image size).
+        """
+        tracing = torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+        return (self.config.head == "full" and self.upscale == 1 and self.config.head_kernel == 1
+                and not torch.is_grad_enabled() and not tracing)  # fmt: skip
+
+    def _forward_strips(self, x: torch.Tensor) -> torch.Tensor:
+        """The restored image of a full head (``upscale`` 1, 1x1 output convolution) by filter_flow_linear."""
+        features = self.predictor.embedding(x)
+        if self.config.constraint == "softmax":
+            weight, bias = self.predictor.out.weight, self.predictor.out.bias + self.prior.to(features.dtype)
+        elif self.start_folded:
+            weight, bias = self.predictor.out.weight, self.predictor.out.bias
+        else:
+            weight, bias = self.head_params()
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return ops.filter_flow_linear(
+                x.float(), features, weight.float(), bias.float(), softmax=self.config.constraint == "softmax",
+                padding=self.config.padding, dilation=self.config.dilation,
+            )  # fmt: skip
 
     def _forward_ycbcr(self, x: torch.Tensor, return_filters: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """RGB -> YCbCr -> predictor -> the four filters of ``PARTS`` -> RGB (``color = 'ycbcr'``)."""

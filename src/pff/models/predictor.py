@@ -133,9 +133,13 @@ class TwoStreamPredictor(nn.Module):
         deep = upsample_to(F.relu(top), xp.shape[-2:])[..., :h, :w]  # (B, taps, H, W)
         return self.fuse(torch.cat([deep, self.shallow(x)], dim=1))  # (B, embed, H, W)
 
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """What the output convolution reads: ``(B, head_width or embed, H, W)``."""
+        return self.head(self.features(x))
+
     def forward(self, x: torch.Tensor, out_params: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``(B, out_channels, H, W)``; ``out_params`` (weight, bias) stand in for the output convolution's."""
-        y = self.head(self.features(x))
+        y = self.embedding(x)
         if out_params is None:
             return self.out(y)
         if isinstance(self.out, PointwiseConv):
