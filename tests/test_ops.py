@@ -506,13 +506,17 @@ def test_apply_basis_per_channel_coefficients_equal_filter_flow(padding, image_c
 
 
 @pytest.mark.parametrize("image_channels, coeffs_shape", [(3, (2, 4, 7, 9)), (3, (2, 3, 4, 7, 9)), (1, (2, 2, 4, 7, 9))])
-def test_apply_basis_inference_and_training_paths_agree(image_channels, coeffs_shape):
-    # Without gradients the contraction over the basis runs as in-place multiply-adds, with them as a product and a sum.
+@pytest.mark.parametrize("strip", [10**6, 20])  # one strip; strips of 2 rows, the last one short
+@pytest.mark.parametrize("padding", ["zeros", "reflect"])
+def test_apply_basis_inference_and_training_paths_agree(monkeypatch, image_channels, coeffs_shape, strip, padding):
+    # Without gradients the image is correlated a strip of rows at a time and the contraction over the basis runs
+    # as in-place multiply-adds; with them, in one piece as a product and a sum.
+    monkeypatch.setattr(ops, "_STRIP_PIXELS", strip)
     image, _, basis = _basis_inputs((2, image_channels, 7, 9), 3, 4, dtype=torch.float64)
     coeffs = torch.randn(coeffs_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
-        fast = apply_basis(image, coeffs, basis)
-    tracked = apply_basis(image, coeffs.clone().requires_grad_(), basis)
+        fast = apply_basis(image, coeffs, basis, padding=padding, dilation=2)
+    tracked = apply_basis(image, coeffs.clone().requires_grad_(), basis, padding=padding, dilation=2)
     assert tracked.requires_grad and not fast.requires_grad
     torch.testing.assert_close(fast, tracked.detach(), rtol=0, atol=1e-12)
 

@@ -421,9 +421,10 @@ def filter_flow(
     return _FilterFlowFunction.apply(image, filters, k, dilation, padding)
 
 
-# Pixels per strip of filter_flow_linear: its (K*K, strip) filters are 74 MB at K = 17. Strips of
-# 8k-128k pixels ran within noise of each other (deblur-shake's head and op at 1 MP, one thread:
-# 1.1-1.6 s against 3.4 s for whole-image filters); fewer pixels mean more torch calls per image.
+# Image pixels per strip of rows in the inference paths of filter_flow_linear and apply_basis.
+# filter_flow_linear's (K*K, strip) filters are 74 MB at K = 17; strips of 8k-128k pixels ran within
+# noise of each other (deblur-shake's head and op at 1 MP, one thread: 1.1-1.6 s against 3.4 s for
+# whole-image filters); fewer pixels mean more torch calls per image.
 _STRIP_PIXELS = 1 << 16
 
 
@@ -620,7 +621,8 @@ def apply_basis(
         linear in the coefficients, N ordinary correlations of the image
         (one ``conv2d``) replace gathering K*K neighbours per pixel, and the
         (B, K*K, H, W) filters never exist.  Differentiable in all three
-        inputs.  Under autocast it runs in float32 and returns float32.
+        inputs; without a gradient to compute it works a strip of rows at a
+        time.  Under autocast it runs in float32 and returns float32.
 
     Raises:
         TypeError: a non-tensor, a non-floating dtype, or dtypes that differ.
@@ -639,11 +641,30 @@ def apply_basis(
     pad = dilation * (k // 2)
     flat = image.reshape(b * c, 1, h, w)  # (B*C, 1, H, W)
     weight = basis.reshape(n, 1, k, k)  # (N, 1, K, K)
-    if padding == "zeros":
-        resp = F.conv2d(flat, weight, padding=pad, dilation=dilation)  # (B*C, N, H, W)
-    else:
-        resp = F.conv2d(_pad(flat, pad, padding), weight, dilation=dilation)  # (B*C, N, H, W)
-    return _contract(resp.view(b, c, n, h, w), coeffs)  # (B, C or C', H, W)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (image, coeffs, basis)):
+        if padding == "zeros":
+            resp = F.conv2d(flat, weight, padding=pad, dilation=dilation)  # (B*C, N, H, W)
+        else:
+            resp = F.conv2d(_pad(flat, pad, padding), weight, dilation=dilation)  # (B*C, N, H, W)
+        return _contract(resp.view(b, c, n, h, w), coeffs)  # (B, C or C', H, W)
+    # Inference: strips of rows. oneDNN's correlation of a large one-channel image with K x K filters
+    # can fall off a cliff on some CPUs (an AVX2 AMD EPYC: 3 x 600 x 600 at K = 17 in 1.4 s,
+    # 3 x 700 x 700 in 60 s); strips of _STRIP_PIXELS stay on the fast side and never hold the
+    # (B, C, N, H, W) responses.
+    padded = _pad(flat, pad, padding)  # (B*C, 1, H + 2*pad, W + 2*pad)
+    rows = max(1, _STRIP_PIXELS // w)
+    out = None
+    for y0 in range(0, h, rows):
+        hs = min(rows, h - y0)
+        resp = F.conv2d(padded[:, :, y0 : y0 + hs + 2 * pad], weight, dilation=dilation)  # (B*C, N, hs, W)
+        strip = _contract(resp.view(b, c, n, hs, w), coeffs[..., y0 : y0 + hs, :])  # (B, C or C', hs, W)
+        if hs == h:
+            return strip
+        if out is None:
+            out = strip.new_empty(*strip.shape[:2], h, w)
+        out[..., y0 : y0 + hs, :] = strip
+    assert out is not None  # h >= 1
+    return out
 
 
 def _contract(resp: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
