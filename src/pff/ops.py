@@ -491,12 +491,12 @@ def filter_flow_linear(
     maps = features.to(acc).permute(0, 2, 3, 1)  # (B, H, W, E): a view; rows contiguous if channels-last
     weight, bias = weight.reshape(kk, e).to(acc), bias.to(acc)[:, None]
     rows = max(1, _STRIP_PIXELS // w)
-    buffer = torch.empty(kk, min(rows, h) * w, dtype=acc, device=image.device)
+    buffer = torch.empty(kk * min(rows, h) * w, dtype=acc, device=image.device)
     out = torch.empty(b, c, h, w, dtype=acc, device=image.device)
     for i in range(b):
         for y0 in range(0, h, rows):
             hs = min(rows, h - y0)
-            filters = buffer[:, : hs * w]  # (K*K, P)
+            filters = buffer[: kk * hs * w].view(kk, hs * w)  # (K*K, P), contiguous for the product's out=
             torch.addmm(bias, weight, maps[i, y0 : y0 + hs].reshape(hs * w, e).T, out=filters)
             if softmax:
                 filters = torch.softmax(filters, dim=0)
