@@ -226,7 +226,7 @@ def test_torchrun_two_processes_end_with_identical_weights(tmp_path, images):
     assert done.returncode == 0, done.stderr[-3000:]
     # One file per rank: the two ranks share stdout, where their lines can interleave.
     listed = {rank: (tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)}
-    assert all("python" in names and "gloo" not in names for names in listed.values()), listed
+    assert all(names and "gloo" not in names for names in listed.values()), listed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world"] == 2 and summary["steps"] == 6
     digests = summary["rank_digests"]  # computed by each process from its own weights
