@@ -31,12 +31,18 @@ def _image(h: int, w: int, seed: int = 5) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-@pytest.mark.parametrize("overrides", [{"constraint": "none"}, {"constraint": "softmax", "kernel": 5}, {"kind": "direct"}])
+@pytest.mark.parametrize(
+    "overrides",
+    [{"constraint": "none"}, {"constraint": "softmax", "kernel": 5}, {"kind": "direct"}, {"constraint": "none", "context": 4}],
+)
 def test_export_matches_restorer_at_odd_sizes(tmp_path, fmt, overrides):
     if fmt == "onnx":
         pytest.importorskip("onnxruntime")
         pytest.importorskip("onnxscript")
     model = _model(**overrides)
+    if model.predictor.context is not None:  # away from its start (no change): a mean over the whole image
+        with torch.no_grad():
+            model.predictor.context[2].weight.normal_(0, 0.5)
     out = tmp_path / f"m.{fmt}"
     difference = export_model(model, out, fmt)
     assert difference <= 1e-4 and out.stat().st_size > 0

@@ -272,6 +272,39 @@ def test_added_blocks_deepen_a_trained_model_as_the_same_function(deepen, added,
     assert all(b.bn2.weight.grad.abs().sum() > 0 for b in blocks)  # the blocks' scales learn first
 
 
+def test_image_wide_context_starts_as_the_trained_model_and_then_reads_the_whole_image():
+    from pff.models.zoo import transplant
+
+    torch.manual_seed(0)
+    source = create("pff-small", kernel=5, head="full", constraint="normalized")
+    _perturb_last_layer(source)
+    model = create("pff-small", kernel=5, head="full", constraint="normalized", context=8)
+    assert 0.9 < model.config.weight_estimate() / count_parameters(model) < 1.1
+    transplant(model, source)
+    x = torch.rand(2, 3, 40, 150)
+    for mode in (True, False):  # batch statistics, then running statistics
+        source.train(mode), model.train(mode)
+        torch.testing.assert_close(model(x)[0], source(x)[0], rtol=0, atol=1e-6)
+    model.train()
+    model(x)[0].square().mean().backward()
+    assert model.predictor.context[2].weight.grad.abs().sum() > 0  # its last layer learns first
+    # Trained, a pixel's filter depends on the whole image: a change far beyond the
+    # receptive field of the left edge (pff.tiling) moves the filters there.
+    from pff.tiling import predictor_receptive_field
+
+    with torch.no_grad():
+        model.predictor.context[2].weight.normal_(0, 0.5)
+    model.eval()
+    far = x.clone()
+    far[..., -20:] = 1 - far[..., -20:]
+    assert 150 - 20 > 8 + predictor_receptive_field(model)
+    with torch.no_grad():
+        base, moved = model(x)[1][..., :8], model(far)[1][..., :8]
+        assert (base - moved).abs().max() > 1e-5  # float32 noise is far below; without a context exactly 0
+        with_none = create("pff-small", kernel=5, head="full", constraint="normalized").eval()
+        assert with_none(x)[1][..., :8].sub(with_none(far)[1][..., :8]).abs().max() == 0
+
+
 def test_config_validation_names_the_key():
     with pytest.raises(PffError, match="kernel: must be an odd"):
         ModelConfig(kernel=4)
@@ -281,6 +314,8 @@ def test_config_validation_names_the_key():
         ModelConfig(fuse_deep="full")
     with pytest.raises(PffError, match="shallow_blocks: needs shallow_depth >= 1"):
         ModelConfig(shallow_depth=0, shallow_blocks=1)
+    with pytest.raises(PffError, match="context: value must be in"):
+        ModelConfig(context=-1)
     with pytest.raises(PffError, match="depths: must have 3 entries"):
         ModelConfig(depths=(1, 1))
     with pytest.raises(PffError, match="unknown architecture 'nope'"):
@@ -484,6 +519,7 @@ def test_pointwise_conv_is_the_1x1_convolution_in_every_layout_with_its_gradient
         ("pff-small", "rgb", {"kernel": 5, "constraint": "none", "color": "ycbcr", "fuse_deep": "low", "shallow_blocks": 1}),
         ("pff-sr", "y", {"upscale": 3, "kernel": 5}),
         ("pff-sr", "y", {"upscale": 2, "kernel": 5, "fuse_deep": "low"}),
+        ("pff-small", "rgb", {"kernel": 7, "constraint": "normalized", "head": "full", "context": 8}),
         ("cnn-small", "rgb", {}),
     ],
 )

@@ -79,8 +79,13 @@ def _probe_copy(model: nn.Module) -> nn.Module:
     Convolutions become positive averages (``_ReachConv``) and batch norms the
     identity, so with a non-negative input every ReLU and max-pool passes a
     change on: an output is non-zero exactly where the input reaches it.
+    An image-wide context (``TwoStreamPredictor.context``) is left out: it
+    reads all of whatever it is given, so the reach measured is the local one
+    a tile's halo must cover, and each tile's context is its own.
     """
     net = copy.deepcopy(getattr(model, "predictor", model)).double().cpu().eval()
+    if getattr(net, "context", None) is not None:
+        net.context = None
     for name, module in list(net.named_modules()):
         if isinstance(module, nn.Conv2d) or isinstance(module, nn.modules.batchnorm._BatchNorm):
             parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net

@@ -65,6 +65,10 @@ class ModelConfig:
     resolution (``fuse_deep = "upsampled"``) or, ``"low"``, projects it by a
     1x1 convolution at its own resolution before upsampling (the same
     function as a fuse whose deep taps are 1x1, far cheaper).
+    ``context`` > 0 adds an image-wide context: the deepest stage averaged
+    over the image, mapped by an MLP of that many hidden units to a scale and
+    a shift of every embedding channel (starting as no change; see
+    :class:`pff.models.predictor.TwoStreamPredictor`).
     """
 
     # Softmax start, measured for kernel 17 (gradients: tests/test_models.py;
@@ -104,6 +108,7 @@ class ModelConfig:
     head_kernel: int = 1
     upscale: int = 1
     color: Literal["shared", "ycbcr"] = "shared"
+    context: int = 0
 
     def __post_init__(self) -> None:
         # Sizes are checked before lengths and values are echoed, so a hostile
@@ -129,6 +134,7 @@ class ModelConfig:
             _require(getattr(self, key) % 2 == 1, key, f"must be odd, got {getattr(self, key)}")
         for key in ("shallow_depth", "shallow_blocks", "head_depth"):
             _check_range(self, key, 0, MAX_DEPTH)
+        _check_range(self, "context", 0, MAX_WIDTH)
         _require(self.shallow_depth > 0 or self.shallow_blocks == 0, "shallow_blocks",
                  "needs shallow_depth >= 1 (a block starts as the identity of the layers before it)")  # fmt: skip
         _check_range(self, "upscale", 1, MAX_STRIDE)
@@ -163,7 +169,8 @@ class ModelConfig:
         deep_taps = 1 if self.fuse_deep == "low" else self.fuse_kernel**2
         fuse = self.embed * (deep_taps * self.taps + self.fuse_kernel**2 * self.shallow_width)
         head = self.head_kernel**2 * self.head_width * (self.head_width * self.head_depth + self.embed)
-        return deep + shallow + fuse + head + self.head_width * self.kernel**2 * self.upscale**2
+        context = self.context * (self.widths[-1] + 2 * self.embed)
+        return deep + shallow + fuse + head + context + self.head_width * self.kernel**2 * self.upscale**2
 
     @staticmethod
     def config_base(values: dict) -> ModelConfig:

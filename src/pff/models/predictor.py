@@ -47,6 +47,14 @@ class TwoStreamPredictor(nn.Module):
         head_width, head_depth, head_kernel: ``head_depth`` 3x3 conv-BN-ReLU
             layers of ``head_width`` channels, then the output convolution of
             size ``head_kernel``.
+        context: width of the image-wide context (0: none). The deepest
+            stage's features are averaged over the whole input and a small
+            MLP (``context`` hidden units) maps them to a scale and a shift
+            per embedding channel, applied everywhere (FiLM): every pixel's
+            filter can then depend on evidence from the whole image, such as
+            the one blur kernel of a shaken photo. Its last layer starts at
+            zero, so adding it to a trained model keeps that model's function
+            until it learns. Each tile of a tiled run averages its own input.
     """
 
     def __init__(
@@ -70,6 +78,7 @@ class TwoStreamPredictor(nn.Module):
         head_width: int,
         head_depth: int,
         head_kernel: int,
+        context: int = 0,
     ) -> None:
         super().__init__()
         self.stride = stem_stride * math.prod(strides)
@@ -97,6 +106,11 @@ class TwoStreamPredictor(nn.Module):
         self.head = nn.Sequential(
             *(conv_bn_relu(embed if i == 0 else head_width, head_width) for i in range(head_depth))
         )
+        self.context: nn.Module | None = None
+        if context:
+            self.context = nn.Sequential(nn.Linear(widths[-1], context), nn.ReLU(inplace=True), nn.Linear(context, 2 * embed))
+            nn.init.zeros_(self.context[2].weight)
+            nn.init.zeros_(self.context[2].bias)
         c_head = head_width if head_depth else embed
         # A 1x1 output convolution is a matrix product that writes the standard layout the filter op
         # reads, whatever the layout of the maps (training and inference run them channels-last).
@@ -129,9 +143,14 @@ class TwoStreamPredictor(nn.Module):
             tap = side(skip)
             top = tap if top is None else tap + upsample_to(top, tap.shape[-2:])
         if isinstance(self.fuse, LowResFuse):
-            return self.fuse(F.relu(top), self.shallow(x), xp.shape[-2:])  # (B, embed, H, W)
-        deep = upsample_to(F.relu(top), xp.shape[-2:])[..., :h, :w]  # (B, taps, H, W)
-        return self.fuse(torch.cat([deep, self.shallow(x)], dim=1))  # (B, embed, H, W)
+            fused = self.fuse(F.relu(top), self.shallow(x), xp.shape[-2:])  # (B, embed, H, W)
+        else:
+            deep = upsample_to(F.relu(top), xp.shape[-2:])[..., :h, :w]  # (B, taps, H, W)
+            fused = self.fuse(torch.cat([deep, self.shallow(x)], dim=1))  # (B, embed, H, W)
+        if self.context is None:
+            return fused
+        scale, shift = self.context(skips[-1].mean(dim=(2, 3))).chunk(2, dim=1)  # (B, embed) each
+        return fused * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
 
     def embedding(self, x: torch.Tensor) -> torch.Tensor:
         """What the output convolution reads: ``(B, head_width or embed, H, W)``."""
